@@ -1,0 +1,229 @@
+"""The indexing job: source -> chunks -> SQL store -> vectors -> new generation -> atomic publish.
+
+Every step is idempotent, which is what makes the job resumable: documents are written in
+transactions keyed by content hash (a re-run skips what a killed run committed), vectors are
+committed per batch and only missing ones are encoded, and a generation is built in a staging
+folder that only a finished run publishes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.sources import Source
+from rag import generations as gens
+from rag.bm25 import build_bm25
+from rag.chunking import Chunker, text_hash
+from rag.dense import build_dense
+from rag.docstore import DocStore, write_docstore
+from rag.encoders.base import Encoder
+from rag.errors import InputError
+from rag.settings import BM25Backend
+from rag.store.sql import DocumentStore, DocumentWrite
+from rag.types import IndexSummary, Passage, Rejection, SourceDocument
+
+log = logging.getLogger(__name__)
+
+
+class StrictModeError(InputError):
+    """--strict and the source has bad records; nothing was written."""
+
+    def __init__(self, rejections: list[Rejection]) -> None:
+        self.rejections = rejections
+        lines = "\n".join(f"  {r}" for r in rejections[:50])
+        more = f"\n  ... and {len(rejections) - 50} more" if len(rejections) > 50 else ""
+        super().__init__(f"{len(rejections)} bad record(s); nothing was indexed (--strict):\n{lines}{more}")
+
+
+def content_hash(doc: SourceDocument, chunk_signature: str) -> str:
+    payload = json.dumps([doc.title, doc.text, doc.metadata, chunk_signature], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class IndexJob:
+    index_dir: Path
+    store: DocumentStore
+    encoder: Encoder
+    chunker: Chunker
+    bm25_backend: BM25Backend = BM25Backend.lucene
+    bm25_threads: int = 1
+    hnsw_m: int = 32
+    ef_construction: int = 200
+    exact_threshold: int = 100_000
+    keep_generations: int = 2
+    encode_batch_size: int = 64
+    #: passages encoded between commits: the most work a kill can lose
+    commit_every: int = 512
+    #: documents written per SQL transaction
+    write_every: int = 256
+    progress: bool = True
+    summary: IndexSummary = field(default_factory=IndexSummary)
+
+    def run(self, source: Source | None, sync: bool = False, strict: bool = False) -> IndexSummary:
+        """Index ``source`` (None: only re-encode / rebuild from what the store holds)."""
+        self.summary = IndexSummary()
+        with gens.job_lock(self.index_dir):
+            with self._stage("load model"):
+                self.encoder.count_tokens("warm up")  # loads the model now, so its time is not charged elsewhere
+            if source is not None:
+                if strict:
+                    with self._stage("validate"):
+                        bad = [r for r in source if isinstance(r, Rejection)]
+                    if bad:
+                        raise StrictModeError(bad)
+                self._ingest(source, sync)
+            self._encode()
+            self._build_and_publish()
+        docs, passages = self.store.counts()
+        self.summary.documents_total, self.summary.passages_total = docs, passages
+        return self.summary
+
+    # -- stages --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.summary.seconds[name] = self.summary.seconds.get(name, 0.0) + time.perf_counter() - t
+
+    def _ingest(self, source: Source, sync: bool) -> None:
+        s = self.summary
+        known = self.store.document_hashes()
+        seen: set[str] = set()
+        pending: list[DocumentWrite] = []
+        bar = tqdm(desc="read+chunk", unit="doc", disable=not self.progress)
+        for rec in source:
+            bar.update(1)
+            if isinstance(rec, Rejection):
+                s.rejected += 1
+                s.rejections.append(rec)
+                log.warning("rejected %s", rec)
+                continue
+            seen.add(rec.id)
+            with self._stage("chunk"):
+                doc = SourceDocument(rec.id, self.chunker.fit_title(rec.title), rec.text, rec.metadata)
+                h = content_hash(doc, self.chunker.signature)
+                old = known.get(doc.id)
+                if old is not None and old[1] == h:
+                    s.skipped += 1
+                    continue
+                chunks = self.chunker.chunk(doc.title, doc.text)
+                hashes = [text_hash(doc.title, c.text) for c in chunks]
+            pending.append(DocumentWrite(doc, source.key, h, chunks, hashes))
+            if old is None:
+                s.added += 1
+            else:
+                s.updated += 1
+            if len(pending) >= self.write_every:
+                self._write(pending)
+        self._write(pending)
+        bar.close()
+        if sync:
+            gone = [doc_id for doc_id, (src, _) in known.items() if src == source.key and doc_id not in seen]
+            with self._stage("store"):
+                s.deleted = self.store.delete_documents(gone)
+
+    def _write(self, pending: list[DocumentWrite]) -> None:
+        with self._stage("store"):
+            self.store.write_documents(pending)
+        pending.clear()
+
+    def _encode(self) -> None:
+        key = self.encoder.model_key
+        with self._stage("store"):
+            missing = self.store.missing_vector_ids(key)
+        bar = tqdm(total=len(missing), desc="encode", unit="passage", disable=not self.progress)
+        for i in range(0, len(missing), self.commit_every):
+            with self._stage("store"):
+                rows = self.store.passage_texts(missing[i : i + self.commit_every])
+            texts = [Passage(pid, "", 0, title, text).indexed_text for pid, title, text in rows]
+            with self._stage("encode"):
+                vecs = self.encoder.encode_passages(texts, batch_size=self.encode_batch_size)
+            with self._stage("store"):
+                self.store.set_vectors(key, [(pid, v.tobytes()) for (pid, _, _), v in zip(rows, vecs, strict=True)])
+            self.summary.passages_encoded += len(rows)
+            bar.update(len(rows))
+        bar.close()
+
+    def _fingerprint(self) -> str:
+        h = hashlib.sha256(json.dumps(self._index_settings(), sort_keys=True).encode())
+        for row in self.store.state():
+            h.update("\x00".join(row).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+    def _index_settings(self) -> dict:
+        return {
+            "encoder": self.encoder.model_key,
+            "bm25_backend": BM25Backend(self.bm25_backend).value,
+            "dense": {"hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction, "exact_threshold": self.exact_threshold},
+        }
+
+    def _build_and_publish(self) -> None:
+        with self._stage("store"):
+            fingerprint = self._fingerprint()
+        current = gens.current_generation(self.index_dir)
+        if current is not None and current.is_dir() and gens.read_manifest(current).get("fingerprint") == fingerprint:
+            log.info("index unchanged; generation %s stays current", current.name)
+            self.summary.generation = current.name
+            return
+        name, staging = gens.new_staging(self.index_dir)
+        vectors: list[bytes] = []
+        documents: set[str] = set()
+
+        def passages() -> Iterator[Passage]:
+            for p in self.store.iter_passages():
+                if p.embedding is None:
+                    raise RuntimeError(f"passage {p.id} has no vector after encoding")
+                vectors.append(p.embedding)
+                documents.add(p.document_id)
+                yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata)
+
+        with self._stage("docstore"):
+            n = write_docstore(passages(), staging)
+        with self._stage("bm25"):
+            store = DocStore(staging)
+            texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
+            build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
+            store.close()
+        with self._stage("dense"):
+            dim = self.encoder.dim
+            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
+            kind = build_dense(matrix, staging / "dense", self.hnsw_m, self.ef_construction, self.exact_threshold)
+        with self._stage("publish"):
+            manifest = {
+                "created_at": datetime.now(timezone.utc).isoformat(),
+                "fingerprint": fingerprint,
+                "counts": {"documents": len(documents), "passages": n},
+                "encoder": {
+                    "model_key": self.encoder.model_key, "model": str(getattr(self.encoder, "path", self.encoder.model_key)),
+                    "dim": dim, "max_length": self.encoder.max_length,
+                    "query_prefix": self.encoder.query_prefix, "passage_prefix": self.encoder.passage_prefix,
+                },
+                "chunking": self.chunker.signature,
+                "bm25": {"backend": BM25Backend(self.bm25_backend).value},
+                "dense": {**self._index_settings()["dense"], "kind": kind},
+            }
+            gens.publish(self.index_dir, name, staging, manifest)
+            gens.collect_garbage(self.index_dir, self.keep_generations)
+        self.summary.generation = name
+        self.summary.published = True
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

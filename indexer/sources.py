@@ -1,0 +1,171 @@
+"""Readers for the corpus formats the job accepts.
+
+Each reader yields :class:`SourceDocument` for good records and :class:`Rejection` (file, line,
+reason) for bad ones, so the job can count and report them instead of dropping them silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+from rag.errors import InputError
+from rag.types import Rejection, SourceDocument
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+Record = SourceDocument | Rejection
+# What a format reader yields: where the record came from, and the document or why it was refused.
+Located = tuple[str, int | None, SourceDocument | str]
+
+
+class Source:
+    """A corpus on disk. ``key`` names it in the store (``--sync`` deletes only within one key)."""
+
+    def __init__(self, path: Path, kind: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.key = str(path.resolve())
+
+    def __iter__(self) -> Iterator[Record]:
+        seen: dict[str, str] = {}
+        reader = {"beir": _read_beir, "jsonl": _read_jsonl, "folder": _read_folder}[self.kind]
+        for file, line, rec in reader(self.path):
+            if isinstance(rec, str):
+                yield Rejection(file, line, rec)
+                continue
+            if rec.id in seen:
+                yield Rejection(file, line, f"duplicate id {rec.id!r} (first seen at {seen[rec.id]})")
+                continue
+            seen[rec.id] = file if line is None else f"{file}:{line}"
+            yield rec
+
+
+def open_source(path: str | Path) -> Source:
+    """Detect the format: a BEIR folder (corpus.jsonl), a JSONL file, or a folder of text files."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"source {str(p)!r} does not exist")
+    if p.is_dir() and (p / "corpus.jsonl").is_file():
+        return Source(p, "beir")
+    if p.is_file():
+        if p.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
+            return Source(p, "jsonl")
+        raise InputError(f"source {str(p)!r}: expected a .jsonl file, a BEIR folder or a folder of .txt/.md/.html")
+    if p.is_dir():
+        return Source(p, "folder")
+    raise InputError(f"source {str(p)!r} is neither a file nor a folder")
+
+
+def _read_beir(folder: Path) -> Iterator[Located]:
+    yield from _read_jsonl(folder / "corpus.jsonl", id_key="_id")
+
+
+def _read_jsonl(path: Path, id_key: str = "id") -> Iterator[Located]:
+    name = str(path)
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield name, lineno, f"not UTF-8 (byte {exc.start})"
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield name, lineno, f"malformed JSON: {exc.msg} at column {exc.colno}"
+                continue
+            if not isinstance(obj, dict):
+                yield name, lineno, "expected a JSON object"
+                continue
+            yield name, lineno, _record(obj, id_key)
+
+
+def _record(obj: dict[str, Any], id_key: str) -> SourceDocument | str:
+    text = obj.get("text")
+    title = obj.get("title") or ""
+    meta = obj.get("metadata") or {}
+    if not isinstance(text, str) or not text.strip():
+        return "empty or missing 'text'"
+    if not isinstance(title, str):
+        return "'title' must be a string"
+    if not isinstance(meta, dict):
+        return "'metadata' must be an object"
+    doc_id = obj.get(id_key, obj.get("id"))
+    if doc_id is None or doc_id == "":
+        # Derived id: stable for identical content. Give ids to make edits update in place.
+        doc_id = "sha1-" + hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()[:16]
+    return SourceDocument(id=str(doc_id), title=title.strip(), text=text.strip(), metadata=meta)
+
+
+def _read_folder(folder: Path) -> Iterator[Located]:
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if path.suffix.lower() not in TEXT_SUFFIXES or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        rel = path.relative_to(folder).as_posix()
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            yield str(path), _line_of(path.read_bytes(), exc.start), f"not UTF-8 (byte {exc.start})"
+            continue
+        title, text = _parse_text_file(path.suffix.lower(), raw, path.stem)
+        if not text.strip():
+            yield str(path), None, "empty text"
+            continue
+        yield str(path), None, SourceDocument(id=rel, title=title, text=text, metadata={"path": rel})
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _parse_text_file(suffix: str, raw: str, stem: str) -> tuple[str, str]:
+    if suffix in {".html", ".htm"}:
+        parser = _HTMLText()
+        parser.feed(raw)
+        parser.close()
+        return (parser.title.strip() or stem), _squash(" ".join(parser.parts))
+    if suffix in {".md", ".markdown"}:
+        m = re.search(r"^#\s+(.+)$", raw, flags=re.MULTILINE)
+        if m:
+            return m.group(1).strip(), (raw[: m.start()] + raw[m.end() :]).strip()
+    return stem, raw.strip()
+
+
+def _squash(s: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(s)).strip()
+
+
+class _HTMLText(HTMLParser):
+    """Visible text of an HTML page; <title> kept apart; script/style dropped."""
+
+    SKIP = {"script", "style", "noscript", "template"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title = ""
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self._stack.append(tag)
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            if self._stack.pop() == tag:
+                break
+
+    def handle_data(self, data):
+        if any(t in self.SKIP for t in self._stack):
+            return
+        if self._stack and self._stack[-1] == "title":
+            self.title += data
+        else:
+            self.parts.append(data)

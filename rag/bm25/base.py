@@ -1,0 +1,40 @@
+"""The BM25 interface and the factory functions that pick a backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from rag.settings import BM25Backend
+from rag.types import ScoredId
+
+
+class BM25Retriever(Protocol):
+    """Searches one built BM25 index; scores are BM25 with the k1/b it was opened with."""
+
+    def search(self, query: str, k: int) -> list[ScoredId]: ...
+
+    def __len__(self) -> int: ...
+
+
+def build_bm25(backend: BM25Backend, docs: Iterable[tuple[str, str]], out_dir: Path, threads: int = 1) -> None:
+    """Index (passage id, text) pairs into ``out_dir`` with the chosen backend."""
+    if BM25Backend(backend) is BM25Backend.lucene:
+        from rag.bm25.lucene import build_lucene
+
+        build_lucene(docs, out_dir, threads)
+    else:
+        from rag.bm25.rank import build_rank_bm25
+
+        build_rank_bm25(docs, out_dir)
+
+
+def open_bm25(backend: BM25Backend, index_dir: Path, k1: float = 0.9, b: float = 0.4) -> BM25Retriever:
+    if BM25Backend(backend) is BM25Backend.lucene:
+        from rag.bm25.lucene import LuceneBM25
+
+        return LuceneBM25(index_dir, k1, b)
+    from rag.bm25.rank import RankBM25
+
+    return RankBM25(index_dir, k1, b)

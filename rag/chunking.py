@@ -1,0 +1,69 @@
+"""Cut documents into passages by the encoder's own tokenizer.
+
+Windows of at most ``size`` tokens with ``overlap`` tokens shared between neighbours, cut at word
+boundaries. The title travels with every passage, so its tokens (and the passage prefix and special
+tokens) are budgeted in: no passage the encoder reads exceeds its maximum length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from rag.encoders.base import Encoder
+from rag.types import Chunk
+
+#: tokens kept free for re-tokenisation differences at window edges
+MARGIN = 4
+
+
+class Chunker:
+    def __init__(self, encoder: Encoder, size: int = 200, overlap: int = 32, enabled: bool = True) -> None:
+        self.encoder = encoder
+        self.size = size
+        self.overlap = overlap
+        self.enabled = enabled
+
+    @property
+    def signature(self) -> str:
+        """Everything that changes how a document is cut; part of each document's content hash."""
+        if not self.enabled:
+            return "chunking=off"
+        return f"size={self.size}|overlap={self.overlap}|tok={self.encoder.tokenizer_key}"
+
+    def fit_title(self, title: str) -> str:
+        """Titles longer than a quarter of the encoder's budget are cut at a token boundary."""
+        if not self.enabled or not title:
+            return title
+        spans = self.encoder.token_spans(title)
+        limit = self.encoder.max_length // 4
+        return title if len(spans) <= limit else title[: spans[limit - 1][1]]
+
+    def chunk(self, title: str, text: str) -> list[Chunk]:
+        spans = self.encoder.token_spans(text)
+        if not self.enabled:
+            return [Chunk(0, text, len(spans))]
+        enc = self.encoder
+        fixed = enc.num_special_tokens + enc.count_tokens(enc.passage_prefix + (f"{title}\n" if title else ""))
+        budget = max(8, min(self.size, enc.max_length - fixed - MARGIN))
+        overlap = min(self.overlap, budget // 2)
+        if len(spans) <= budget:
+            return [Chunk(0, text, len(spans))]
+        starts = [i for i in range(len(spans)) if i == 0 or spans[i][0] != spans[i - 1][1]]  # word starts
+        starts_set = set(starts)
+        chunks: list[Chunk] = []
+        begin = 0
+        while begin < len(spans):
+            end = min(begin + budget, len(spans))
+            if end < len(spans):
+                cut = next((j for j in range(end, begin, -1) if j in starts_set), None)
+                end = cut if cut is not None else end  # a single word longer than the budget is split
+            chunks.append(Chunk(len(chunks), text[spans[begin][0] : spans[end - 1][1]], end - begin))
+            if end >= len(spans):
+                break
+            nxt = next((j for j in range(end - overlap, end) if j in starts_set and j > begin), end)
+            begin = nxt
+        return chunks
+
+
+def text_hash(title: str, text: str) -> str:
+    return hashlib.sha256(f"{title}\x00{text}".encode()).hexdigest()

@@ -1,0 +1,121 @@
+"""The `rag` command. Library errors become one-line messages and a non-zero exit, never tracebacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from pydantic import ValidationError
+
+from rag.errors import ConfigError, InputError, RagError
+from rag.settings import BM25Backend, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hybrid retrieval-augmented search.")
+log = logging.getLogger("rag")
+
+
+class OnOff(str, Enum):
+    on = "on"
+    off = "off"
+
+
+IndexDirOpt = Annotated[Optional[Path], typer.Option("--index-dir", help="index directory [env RAG_INDEX_DIR]")]
+DbOpt = Annotated[Optional[str], typer.Option("--database-url", help="SQLAlchemy URL [env RAG_DATABASE_URL]")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="local sentence-transformers folder")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="no progress bars")]
+
+
+@app.callback()
+def _root() -> None:
+    """Hybrid retrieval-augmented search over your own documents."""
+
+
+def _settings(overrides: dict[str, Any]) -> Settings:
+    try:
+        s = load_settings(overrides)
+    except ValidationError as exc:
+        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"invalid settings: {errs}") from exc
+    logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return s
+
+
+@app.command()
+def index(
+    source: Annotated[Optional[Path], typer.Argument(help="BEIR folder, JSONL file, or folder of .txt/.md/.html")] = None,
+    index_dir: IndexDirOpt = None,
+    database_url: DbOpt = None,
+    model: ModelOpt = None,
+    chunking: Annotated[Optional[OnOff], typer.Option(help="off: one passage per document")] = None,
+    chunk_size: Annotated[Optional[int], typer.Option(help="passage length in tokens")] = None,
+    chunk_overlap: Annotated[Optional[int], typer.Option(help="tokens shared by neighbours")] = None,
+    bm25_backend: Annotated[Optional[BM25Backend], typer.Option(help="BM25 backend")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="encoder batch size")] = None,
+    sync: Annotated[bool, typer.Option("--sync", help="delete documents of this source that are gone from it")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="any bad record is fatal; nothing is written")] = False,
+    no_progress: NoProgressOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Index a corpus: documents and passages into SQL, then BM25 and dense indexes, published atomically.
+
+    Without SOURCE, re-encodes what the store holds (e.g. with a new --model) and publishes it.
+    """
+    from indexer.sources import open_source
+    from rag.factory import make_index_job
+
+    settings = _settings({
+        "index_dir": index_dir, "database_url": database_url, "progress": False if no_progress else None,
+        "encoder": {"model": model, "batch_size": batch_size},
+        "chunking": {"enabled": None if chunking is None else chunking is OnOff.on, "size": chunk_size, "overlap": chunk_overlap},
+        "bm25": {"backend": bm25_backend},
+    })
+    src = open_source(source) if source is not None else None
+    job = make_index_job(settings)
+    summary = job.run(src, sync=sync, strict=strict)
+    passages_per_s = summary.passages_encoded / summary.seconds["encode"] if summary.seconds.get("encode") else 0.0
+    if as_json:
+        out = asdict(summary)
+        out["rejections"] = [str(r) for r in summary.rejections]
+        out["passages_per_s"] = passages_per_s
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for r in summary.rejections[:20]:
+        typer.echo(f"rejected {r}", err=True)
+    if len(summary.rejections) > 20:
+        typer.echo(f"... and {len(summary.rejections) - 20} more rejected", err=True)
+    state = f"published {summary.generation}" if summary.published else f"unchanged, current {summary.generation}"
+    typer.echo(
+        f"added {summary.added}, updated {summary.updated}, deleted {summary.deleted}, skipped {summary.skipped}, "
+        f"rejected {summary.rejected}; {summary.documents_total} documents, {summary.passages_total} passages; {state}"
+    )
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.seconds.items())
+    typer.echo(f"encoded {summary.passages_encoded} passages ({passages_per_s:.1f}/s); {stages}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except RagError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(2 if isinstance(exc, (InputError, ConfigError)) else 1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The only place that turns settings into components."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from rag.chunking import Chunker
+from rag.encoders.base import Encoder
+from rag.settings import Settings
+from rag.store.sql import DocumentStore
+
+
+def make_encoder(settings: Settings) -> Encoder:
+    e = settings.encoder
+    return _encoder(e.model, e.query_prefix, e.passage_prefix, e.device, e.max_seq_length, e.torch_threads)
+
+
+@lru_cache(maxsize=4)
+def _encoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_threads) -> Encoder:
+    """Models load once per process and configuration."""
+    from rag.encoders.sentence import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_threads)
+
+
+def make_store(settings: Settings) -> DocumentStore:
+    return DocumentStore(settings.db_url)
+
+
+def make_chunker(settings: Settings, encoder: Encoder) -> Chunker:
+    c = settings.chunking
+    return Chunker(encoder, c.size, c.overlap, c.enabled)
+
+
+def make_index_job(settings: Settings, encoder: Encoder | None = None, store: DocumentStore | None = None):
+    from indexer.job import IndexJob
+
+    encoder = encoder or make_encoder(settings)
+    return IndexJob(
+        index_dir=settings.index_dir,
+        store=store or make_store(settings),
+        encoder=encoder,
+        chunker=make_chunker(settings, encoder),
+        bm25_backend=settings.bm25.backend,
+        bm25_threads=settings.bm25.threads,
+        hnsw_m=settings.dense.hnsw_m,
+        ef_construction=settings.dense.ef_construction,
+        exact_threshold=settings.dense.exact_threshold,
+        keep_generations=settings.keep_generations,
+        encode_batch_size=settings.encoder.batch_size,
+        progress=settings.progress,
+    )

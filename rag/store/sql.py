@@ -1,0 +1,215 @@
+"""DocumentStore: the system of record for documents, passages and cached passage vectors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import bindparam, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from rag.errors import ConfigError
+from rag.store.models import DocumentRow, PassageRow, utcnow
+from rag.types import Chunk, SourceDocument
+
+log = logging.getLogger(__name__)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage row joined with its document, as the index builder reads it."""
+
+    id: str
+    document_id: str
+    ordinal: int
+    title: str
+    text: str
+    source: str
+    metadata: dict[str, Any]
+    embedding: bytes | None
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A document to upsert together with its freshly cut chunks."""
+
+    document: SourceDocument
+    source: str
+    content_hash: str
+    chunks: Sequence[Chunk]
+    text_hashes: Sequence[str]
+
+
+def passage_id(document_id: str, ordinal: int) -> str:
+    return f"{document_id}#{ordinal}"
+
+
+class DocumentStore:
+    """Documents and passages in SQL: a SQLite file by default, PostgreSQL by URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigError(f"database_url {url!r} is not usable: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open database {self.engine.url!r}: {exc.orig}") from exc
+
+    def session(self) -> Session:
+        return self._session()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def document_hashes(self) -> dict[str, tuple[str, str]]:
+        """id -> (source, content_hash) for every stored document."""
+        with self.session() as s:
+            rows = s.execute(select(DocumentRow.id, DocumentRow.source, DocumentRow.content_hash))
+            return {r.id: (r.source, r.content_hash) for r in rows}
+
+    def write_documents(self, writes: Sequence[DocumentWrite]) -> None:
+        """Insert or replace documents and their passages in one transaction.
+
+        Vectors of passages whose text did not change are carried over, so an edit re-encodes only
+        the passages it touched.
+        """
+        if not writes:
+            return
+        ids = [w.document.id for w in writes]
+        with self.session() as s, s.begin():
+            old = s.execute(
+                select(PassageRow.document_id, PassageRow.text_hash, PassageRow.embedding, PassageRow.embedding_model)
+                .where(PassageRow.document_id.in_(ids), PassageRow.embedding.is_not(None))
+            ).all()
+            reuse = {(r.document_id, r.text_hash): (r.embedding, r.embedding_model) for r in old}
+            existing = set(s.scalars(select(DocumentRow.id).where(DocumentRow.id.in_(ids))))
+            s.execute(delete(PassageRow).where(PassageRow.document_id.in_(ids)))
+            now = utcnow()
+            for w in writes:
+                values = dict(
+                    source=w.source, title=w.document.title, meta=w.document.metadata,
+                    content_hash=w.content_hash, updated_at=now,
+                )
+                if w.document.id in existing:
+                    s.execute(update(DocumentRow).where(DocumentRow.id == w.document.id).values(**values))
+                else:
+                    s.add(DocumentRow(id=w.document.id, created_at=now, **values))
+            s.flush()
+            rows = []
+            for w in writes:
+                for chunk, th in zip(w.chunks, w.text_hashes, strict=True):
+                    emb, model = reuse.get((w.document.id, th), (None, None))
+                    rows.append(dict(
+                        id=passage_id(w.document.id, chunk.ordinal), document_id=w.document.id,
+                        ordinal=chunk.ordinal, text=chunk.text, token_count=chunk.token_count,
+                        text_hash=th, embedding=emb, embedding_model=model,
+                    ))
+            if rows:
+                s.execute(insert(PassageRow), rows)
+
+    def delete_documents(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        deleted = 0
+        with self.session() as s, s.begin():
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                s.execute(delete(PassageRow).where(PassageRow.document_id.in_(part)))
+                deleted += s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part))).rowcount
+        return deleted
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, passages)."""
+        with self.session() as s:
+            docs = s.scalar(select(func.count()).select_from(DocumentRow)) or 0
+            passages = s.scalar(select(func.count()).select_from(PassageRow)) or 0
+            return docs, passages
+
+    # -- vectors -------------------------------------------------------------------------------
+
+    def _missing_vectors(self, model_key: str):
+        return or_(PassageRow.embedding.is_(None), PassageRow.embedding_model != model_key)
+
+    def missing_vector_ids(self, model_key: str) -> list[str]:
+        """Ids of passages whose vector is absent or was written by another model, in id order."""
+        with self.session() as s:
+            return list(s.scalars(select(PassageRow.id).where(self._missing_vectors(model_key)).order_by(PassageRow.id)))
+
+    def passage_texts(self, ids: Sequence[str]) -> list[tuple[str, str, str]]:
+        """(passage id, document title, passage text) for the given ids, in the given order."""
+        with self.session() as s:
+            rows = s.execute(
+                select(PassageRow.id, DocumentRow.title, PassageRow.text)
+                .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
+                .where(PassageRow.id.in_(list(ids)))
+            )
+            found = {r.id: (r.id, r.title, r.text) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def state(self) -> Iterator[tuple[str, str, str]]:
+        """(passage id, passage text hash, document content hash) in id order: what an index holds."""
+        with self.session() as s:
+            yield from s.execute(
+                select(PassageRow.id, PassageRow.text_hash, DocumentRow.content_hash)
+                .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
+                .order_by(PassageRow.id)
+                .execution_options(yield_per=5000)
+            ).tuples()
+
+    def set_vectors(self, model_key: str, vectors: Sequence[tuple[str, bytes]]) -> None:
+        with self.session() as s, s.begin():
+            s.connection().execute(
+                update(PassageRow.__table__)
+                .where(PassageRow.__table__.c.id == bindparam("pid"))
+                .values(embedding=bindparam("emb"), embedding_model=model_key),
+                [{"pid": pid, "emb": emb} for pid, emb in vectors],
+            )
+
+    def iter_passages(self, batch: int = 2000) -> Iterator[StoredPassage]:
+        """Every passage with its document's title, source and metadata, in passage-id order."""
+        with self.session() as s:
+            result = s.execute(
+                select(
+                    PassageRow.id, PassageRow.document_id, PassageRow.ordinal, DocumentRow.title,
+                    PassageRow.text, DocumentRow.source, DocumentRow.meta, PassageRow.embedding,
+                )
+                .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
+                .order_by(PassageRow.id)
+                .execution_options(yield_per=batch)
+            )
+            for r in result:
+                yield StoredPassage(r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.embedding)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

@@ -1,0 +1,86 @@
+"""Typed results shared across the library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    """One document as read from a source, before chunking."""
+
+    id: str
+    title: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A source record that could not be used, with where it came from and why."""
+
+    file: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage cut from a document; ``text`` excludes the title, which travels beside it."""
+
+    ordinal: int
+    text: str
+    token_count: int
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A passage as the retrievers see it."""
+
+    id: str
+    document_id: str
+    ordinal: int
+    title: str
+    text: str
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def indexed_text(self) -> str:
+        """What BM25 and the encoder read: the title travels with every passage."""
+        return f"{self.title}\n{self.text}" if self.title else self.text
+
+
+@dataclass(frozen=True)
+class ScoredId:
+    """A retriever's hit before it is joined with the passage text."""
+
+    passage_id: str
+    score: float
+
+
+@dataclass
+class IndexSummary:
+    """What one run of the indexing job did."""
+
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    passages_encoded: int = 0
+    passages_total: int = 0
+    documents_total: int = 0
+    generation: str | None = None
+    published: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values())
