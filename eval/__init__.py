@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics, runs, reports; benchmarks live in eval.benchmarks."""

@@ -1,0 +1,63 @@
+"""Every BM25 backend passes the same tests (Lucene through pyserini's jar, rank-bm25)."""
+
+import json
+
+import pytest
+
+from rag.bm25 import build_bm25, open_bm25
+from rag.settings import BM25Backend
+from tests.conftest import SAMPLE
+
+DOCS = [(d["id"], f"{d['title']}\n{d['text']}") for d in map(json.loads, SAMPLE.read_text().splitlines())]
+BACKENDS = [BM25Backend.lucene, BM25Backend.rank_bm25]
+
+
+@pytest.fixture(scope="module", params=BACKENDS, ids=lambda b: b.value)
+def bm25(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param.value)
+    build_bm25(request.param, DOCS, out / "bm25")
+    return open_bm25(request.param, out / "bm25", k1=0.9, b=0.4)
+
+
+def test_counts_every_document(bm25):
+    assert len(bm25) == len(DOCS)
+
+
+def test_exact_term_ranks_its_document_first(bm25):
+    assert bm25.search("Zamioculcas zamiifolia rhizomes", 5)[0].passage_id == "garden-005"
+
+
+def test_stemming_matches_other_word_forms(bm25):
+    # the corpus says "propagate readily"; the query says "propagating" -> porter stem "propag"
+    ids = [h.passage_id for h in bm25.search("propagating jade", 10)]
+    assert "garden-014" in ids[:3]
+
+
+def test_stopwords_only_query_finds_nothing(bm25):
+    assert bm25.search("the and of", 10) == []
+    assert bm25.search("   ", 10) == []
+
+
+def test_k_and_descending_scores(bm25):
+    hits = bm25.search("water soil plants", 7)
+    assert len(hits) == 7
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
+    assert len({h.passage_id for h in hits}) == 7
+
+
+def test_unknown_terms_find_nothing(bm25):
+    assert bm25.search("xylophonezzz", 10) == []
+
+
+def test_backends_agree_on_top_ranks(tmp_path):
+    queries = ["tomato blight potato", "humidity tropical plants", "compost worms kitchen scraps",
+               "pruning apple trees winter", "aphids honeydew ladybirds"]
+    results = {}
+    for be in BACKENDS:
+        build_bm25(be, DOCS, tmp_path / be.value)
+        r = open_bm25(be, tmp_path / be.value)
+        results[be] = [[h.passage_id for h in r.search(q, 5)] for q in queries]
+    for lu, rk in zip(results[BM25Backend.lucene], results[BM25Backend.rank_bm25]):
+        assert lu[0] == rk[0]
+        assert len(set(lu) & set(rk)) >= 4

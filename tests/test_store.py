@@ -1,0 +1,58 @@
+import numpy as np
+from sqlalchemy import inspect, text
+
+from rag.chunking import text_hash
+from rag.store.sql import DocumentStore, DocumentWrite
+from rag.types import Chunk, SourceDocument
+
+
+def write(store, doc_id, chunks, title="T", meta=None, h="h1"):
+    doc = SourceDocument(doc_id, title, " ".join(chunks), meta or {})
+    cs = [Chunk(i, t, len(t.split())) for i, t in enumerate(chunks)]
+    store.write_documents([DocumentWrite(doc, "src", h, cs, [text_hash(title, c.text) for c in cs])])
+
+
+def test_schema_is_migrated_by_alembic(store):
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"documents", "passages", "alembic_version"} <= tables
+    with store.engine.connect() as c:
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    DocumentStore(store.url).close()  # migrating twice is a no-op
+
+
+def test_write_count_and_hashes(store):
+    write(store, "d1", ["one two", "three four"], meta={"k": "v"})
+    write(store, "d2", ["five"])
+    assert store.counts() == (2, 3)
+    assert store.document_hashes() == {"d1": ("src", "h1"), "d2": ("src", "h1")}
+    rows = list(store.iter_passages())
+    assert [p.id for p in rows] == ["d1#0", "d1#1", "d2#0"]
+    assert rows[0].metadata == {"k": "v"} and rows[0].title == "T"
+
+
+def test_vectors_are_kept_for_unchanged_passages(store):
+    write(store, "d1", ["same text", "old text"])
+    assert store.missing_vector_ids("m") == ["d1#0", "d1#1"]
+    vec = np.arange(4, dtype=np.float32)
+    store.set_vectors("m", [("d1#0", vec.tobytes()), ("d1#1", vec.tobytes())])
+    assert store.missing_vector_ids("m") == []
+    assert store.missing_vector_ids("other-model") == ["d1#0", "d1#1"]
+    write(store, "d1", ["same text", "new text", "more"], h="h2")
+    assert store.missing_vector_ids("m") == ["d1#1", "d1#2"]
+    got = {p.id: p.embedding for p in store.iter_passages()}
+    assert np.array_equal(np.frombuffer(got["d1#0"], np.float32), vec)
+    assert store.passage_texts(["d1#2", "d1#1", "missing"]) == [("d1#2", "T", "more"), ("d1#1", "T", "new text")]
+
+
+def test_delete_removes_passages(store):
+    write(store, "d1", ["a", "b"])
+    write(store, "d2", ["c"])
+    assert store.delete_documents(["d1", "unknown"]) == 1
+    assert store.counts() == (1, 1)
+    assert [p.id for p in store.iter_passages()] == ["d2#0"]
+
+
+def test_unicode_and_json_roundtrip(store):
+    write(store, "d/ü", ["naïve café ☕"], title="Tïtle", meta={"tags": ["x", "ÿ"], "n": 3})
+    p = next(store.iter_passages())
+    assert (p.id, p.text, p.title, p.metadata) == ("d/ü#0", "naïve café ☕", "Tïtle", {"tags": ["x", "ÿ"], "n": 3})
