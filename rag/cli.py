@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from rag.errors import ConfigError, InputError, RagError
 from rag.settings import BM25Backend, Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Hybrid retrieval-augmented search.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger("rag")
 
 
@@ -100,21 +100,10 @@ def index(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click reports usage errors itself, with exit code 2
     except RagError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(2 if isinstance(exc, (InputError, ConfigError)) else 1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
