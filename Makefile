@@ -24,7 +24,7 @@ serve: index
 	RAG_AUTH__ENABLED=false $(RAG) serve --index-dir $(INDEX_DIR) --host $(HOST) --port $(PORT)
 
 index: venv
-	$(RAG) index rag/sample_data/garden.jsonl --index-dir $(INDEX_DIR)
+	$(RAG) index rag/sample_data/garden --index-dir $(INDEX_DIR)
 
 ## the whole test suite (the real models and PostgreSQL included)
 test: venv

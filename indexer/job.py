@@ -191,7 +191,7 @@ class IndexJob:
                     raise RuntimeError(f"passage {p.id} has no vector after encoding")
                 vectors.append(p.embedding)
                 documents.add(p.document_id)
-                yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata)
+                yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata, p.token_count)
 
         with self._stage("docstore"):
             n = write_docstore(passages(), staging)

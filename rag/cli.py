@@ -14,7 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from rag.errors import ConfigError, InputError, RagError
-from rag.settings import BM25Backend, Settings, load_settings
+from rag.settings import BM25Backend, Mode, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger("rag")
@@ -96,6 +96,86 @@ def index(
     )
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in summary.seconds.items())
     typer.echo(f"encoded {summary.passages_encoded} passages ({passages_per_s:.1f}/s); {stages}")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="the question or keywords")],
+    index_dir: IndexDirOpt = None,
+    mode: Annotated[Optional[Mode], typer.Option(help="retriever")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="most passages returned")] = None,
+    filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="KEY=VALUE (metadata or source); repeatable")] = None,
+    fold: Annotated[bool, typer.Option("--fold-documents", help="one hit per document")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Search the published index; prints ranked passages and per-stage timings."""
+    from rag.factory import make_searcher
+
+    settings = _settings({
+        "index_dir": index_dir, "truncation": {"max_k": k},
+        "retrieval": {"mode": mode, "fold_documents": True if fold else None},
+    })
+    filters = _parse_filters(filter_ or [])
+    result = make_searcher(settings).search(query, filters=filters)
+    if as_json:
+        typer.echo(json.dumps(search_result_dict(result), indent=2, ensure_ascii=False))
+        return
+    for h in result.hits:
+        p = h.passage
+        typer.echo(f"{h.rank:>3}. {h.score:8.4f}  {p.id}  {p.title}")
+        typer.echo(f"     {p.text[:200]}{'...' if len(p.text) > 200 else ''}")
+    tr = result.truncation
+    typer.echo(f"kept {tr.kept} of {tr.candidates} candidates (cut by {tr.cut_by}); mode {result.mode.value}; generation {result.generation}")
+    typer.echo("timings ms: " + ", ".join(f"{k_} {v:.2f}" for k_, v in result.timings_ms.items()))
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv")],
+    split: Annotated[str, typer.Option(help="qrels split to evaluate (or to tune on)")] = "test",
+    retrievers: Annotated[str, typer.Option(help="comma-separated: bm25,dense,hybrid")] = "bm25,dense,hybrid",
+    model: ModelOpt = None,
+    output: Annotated[Optional[Path], typer.Option(help="JSON report; .md and .png are written beside it")] = None,
+    chunking: Annotated[Optional[OnOff], typer.Option(help="off: one passage per document (BEIR figures)")] = None,
+    tune: Annotated[bool, typer.Option("--tune", help="search fusion settings on this (train/dev) split and save them")] = False,
+    tuned_file: Annotated[Optional[Path], typer.Option(help="tuned settings file to read, or to write with --tune")] = None,
+    index_dir: IndexDirOpt = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency)."""
+    from eval.main import evaluate_cmd
+
+    settings = _settings({
+        "index_dir": index_dir, "tuned_file": tuned_file, "eval_cache_dir": cache_dir,
+        "progress": False if no_progress else None, "encoder": {"model": model},
+        "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
+    })
+    for line in evaluate_cmd(settings, dataset, split, retrievers, output, tune):
+        typer.echo(line)
+
+
+def _parse_filters(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--filter {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def search_result_dict(result) -> dict[str, Any]:
+    return {
+        "query": result.query, "mode": result.mode.value, "generation": result.generation,
+        "hits": [
+            {"rank": h.rank, "score": h.score, "passage_id": h.passage.id, "document_id": h.passage.document_id,
+             "title": h.passage.title, "text": h.passage.text, "source": h.passage.source, "metadata": h.passage.metadata}
+            for h in result.hits
+        ],
+        "truncation": asdict(result.truncation),
+        "timings_ms": result.timings_ms,
+    }
 
 
 def main() -> None:

@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from rag.errors import InputError
 from rag.types import Passage
 
 FILE = "passages.sqlite"
-_COLUMNS = "id, document_id, ordinal, title, text, source, metadata"
+_COLUMNS = "id, document_id, ordinal, title, text, source, metadata, token_count"
+#: filter keys that name a column rather than a metadata key
+COLUMN_FILTERS = {"source": "source", "document_id": "document_id"}
 
 
 def write_docstore(passages: Iterable[Passage], out_dir: Path) -> int:
@@ -23,13 +29,13 @@ def write_docstore(passages: Iterable[Passage], out_dir: Path) -> int:
         conn.execute(
             "CREATE TABLE passages (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL,"
             " ordinal INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL,"
-            " metadata TEXT NOT NULL)"
+            " metadata TEXT NOT NULL, token_count INTEGER NOT NULL)"
         )
         rows = (
-            (i, p.id, p.document_id, p.ordinal, p.title, p.text, p.source, json.dumps(p.metadata))
+            (i, p.id, p.document_id, p.ordinal, p.title, p.text, p.source, json.dumps(p.metadata), p.token_count)
             for i, p in enumerate(passages)
         )
-        conn.executemany(f"INSERT INTO passages (row, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
+        conn.executemany(f"INSERT INTO passages (row, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
         conn.execute("CREATE INDEX ix_document ON passages (document_id)")
         conn.commit()
         return int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
@@ -52,7 +58,22 @@ class DocStore:
             return {}
         marks = ",".join("?" * len(ids))
         cur = self._conn.execute(f"SELECT {_COLUMNS} FROM passages WHERE id IN ({marks})", list(ids))
-        return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in cur}
+        return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in cur}
+
+    def rows_matching(self, filters: Mapping[str, Any]) -> np.ndarray:
+        """Rows whose passage matches every filter: equality on ``source``, ``document_id`` or a metadata key."""
+        where, args = [], []
+        for key, value in filters.items():
+            if not isinstance(value, (str, int, float, bool)):
+                raise InputError(f"filter {key!r}: only equality on a string, number or boolean is supported")
+            if key in COLUMN_FILTERS:
+                where.append(f"{COLUMN_FILTERS[key]} = ?")
+            else:
+                where.append("json_extract(metadata, ?) = ?")
+                args.append("$." + json.dumps(key))
+            args.append(int(value) if isinstance(value, bool) else value)
+        sql = "SELECT row FROM passages" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY row"
+        return np.fromiter((r[0] for r in self._conn.execute(sql, args)), dtype=np.int64)
 
     def document_count(self) -> int:
         return int(self._conn.execute("SELECT count(DISTINCT document_id) FROM passages").fetchone()[0])

@@ -50,3 +50,25 @@ def make_index_job(settings: Settings, encoder: Encoder | None = None, store: Do
         encode_batch_size=settings.encoder.batch_size,
         progress=settings.progress,
     )
+
+
+def make_reader(settings: Settings):
+    from rag.reader import IndexReader
+
+    return IndexReader(settings.index_dir, settings.bm25.k1, settings.bm25.b, settings.dense.ef_search, settings.dense.faiss_threads)
+
+
+def make_searcher(settings: Settings, encoder: Encoder | None = None):
+    """A searcher over the published generation; the query encoder follows the index's manifest
+    (model folder and prefixes) unless settings name a model explicitly."""
+    from rag.search import Searcher
+
+    reader = make_reader(settings)
+    if encoder is None:
+        e = settings.encoder
+        built = reader.manifest["encoder"]
+        model = e.model or built.get("model")
+        query_prefix = e.query_prefix or built.get("query_prefix", "")
+        passage_prefix = e.passage_prefix or built.get("passage_prefix", "")
+        encoder = _encoder(model, query_prefix, passage_prefix, e.device, e.max_seq_length, e.torch_threads)
+    return Searcher(reader, encoder, settings.retrieval, settings.truncation)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+
+from rag.fusion import FusionMethod, Normalization
 
 
 class BM25Backend(str, Enum):
@@ -56,6 +58,30 @@ class DenseSettings(BaseModel):
     faiss_threads: int | None = Field(1, ge=1)
 
 
+class Mode(str, Enum):
+    bm25 = "bm25"
+    dense = "dense"
+    hybrid = "hybrid"
+
+
+class RetrievalSettings(BaseModel):
+    mode: Mode = Mode.hybrid
+    depth_bm25: int = Field(100, ge=1, le=10_000, description="BM25 candidates before fusion")
+    depth_dense: int = Field(100, ge=1, le=10_000, description="dense candidates before fusion")
+    fusion: FusionMethod = FusionMethod.convex
+    normalization: Normalization = Normalization.zscore
+    weight: float = Field(0.6, ge=0, le=1, description="convex: weight of the dense scores")
+    rrf_k: float = Field(60.0, gt=0)
+    fold_documents: bool = Field(False, description="one hit per document (its best passage)")
+
+
+class TruncationSettings(BaseModel):
+    max_k: int = Field(10, ge=1, le=1000)
+    min_score: float | None = Field(None, description="lowest fused score kept (scale depends on fusion)")
+    score_gap: float | None = Field(None, gt=0, le=1, description="cut at a drop larger than this share of the score range")
+    token_budget: int | None = Field(None, ge=1, description="most passage tokens kept")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -70,6 +96,27 @@ class Settings(BaseSettings):
     encoder: EncoderSettings = EncoderSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    truncation: TruncationSettings = TruncationSettings()
+
+    tuned_file: Path | None = Field(None, description="fusion settings written by `rag eval --tune`; default INDEX_DIR/tuned.json")
+    eval_cache_dir: Path = Path("data/eval-cache")
+
+    #: set by load_settings: the tuned file to layer beneath env and .env
+    _tuned_source: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings, dotenv_settings]
+        if cls._tuned_source is not None:
+            sources.append(JsonConfigSettingsSource(settings_cls, json_file=cls._tuned_source))
+        return (*sources, file_secret_settings)
+
+    @property
+    def tuned_path(self) -> Path:
+        return self.tuned_file or self.index_dir / "tuned.json"
 
     @property
     def db_url(self) -> str:
@@ -77,8 +124,17 @@ class Settings(BaseSettings):
 
 
 def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
-    """Settings from env/.env/defaults, with CLI overrides (nested dicts, None values dropped) on top."""
-    return Settings(**_drop_none(overrides or {}))
+    """Settings from CLI overrides (nested dicts, None values dropped) > env > .env > tuned file > defaults."""
+    overrides = _drop_none(overrides or {})
+    Settings._tuned_source = None
+    first = Settings(**overrides)
+    if not first.tuned_path.is_file():
+        return first
+    Settings._tuned_source = first.tuned_path
+    try:
+        return Settings(**overrides)
+    finally:
+        Settings._tuned_source = None
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class Passage:
     text: str
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    token_count: int = 0
 
     @property
     def indexed_text(self) -> str:

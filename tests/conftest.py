@@ -21,7 +21,8 @@ from rag.encoders.hashing import HashEncoder  # noqa: E402
 from rag.settings import BM25Backend  # noqa: E402
 from rag.store.sql import DocumentStore  # noqa: E402
 
-SAMPLE = Path(rag.__file__).parent / "sample_data" / "garden.jsonl"
+SAMPLE = Path(rag.__file__).parent / "sample_data" / "garden"
+SAMPLE_CORPUS = SAMPLE / "corpus.jsonl"
 PG_BIN = Path(os.environ.get("RAG_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 

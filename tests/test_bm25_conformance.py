@@ -6,9 +6,9 @@ import pytest
 
 from rag.bm25 import build_bm25, open_bm25
 from rag.settings import BM25Backend
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE_CORPUS
 
-DOCS = [(d["id"], f"{d['title']}\n{d['text']}") for d in map(json.loads, SAMPLE.read_text().splitlines())]
+DOCS = [(d["_id"], f"{d['title']}\n{d['text']}") for d in map(json.loads, SAMPLE_CORPUS.read_text().splitlines())]
 BACKENDS = [BM25Backend.lucene, BM25Backend.rank_bm25]
 
 

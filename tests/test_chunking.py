@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rag.chunking import Chunker
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE_CORPUS
 
 TEXT = " ".join(f"word{i}" for i in range(100))
 
@@ -54,7 +54,7 @@ def test_signature_changes_with_settings(hash_encoder):
 def test_real_tokenizer_never_exceeds_max_length(real_encoder):
     chunker = Chunker(real_encoder, 48, 8)  # small windows: many cuts on the sample corpus
     n = 0
-    for line in SAMPLE.read_text().splitlines():
+    for line in SAMPLE_CORPUS.read_text().splitlines():
         d = json.loads(line)
         title = chunker.fit_title(d["title"])
         for c in chunker.chunk(title, d["text"]):

@@ -31,6 +31,19 @@ def test_k_larger_than_index_and_empty_index(tmp_path):
     build_dense(unit(3, 8), tmp_path / "small")
     scores, rows = DenseIndex(tmp_path / "small").search(unit(1, 8), 10)
     assert rows.shape == (1, 3) and sorted(rows[0]) == [0, 1, 2]
+    _, rows = DenseIndex(tmp_path / "small").search(unit(1, 8), 10, rows=np.array([2]))
+    assert rows.tolist() == [[2]]
     build_dense(np.zeros((0, 8), np.float32), tmp_path / "empty")
     _, rows = DenseIndex(tmp_path / "empty").search(unit(2, 8), 5)
     assert rows.shape == (2, 0)
+
+
+def test_row_filter_is_applied_inside_the_search(tmp_path):
+    x = unit(400, 16, seed=3)
+    build_dense(x, tmp_path / "flat")
+    build_dense(x, tmp_path / "hnsw", force_hnsw=True)
+    allowed = np.arange(0, 400, 7)
+    for kind in ("flat", "hnsw"):
+        _, rows = DenseIndex(tmp_path / kind).search(x[:5], 10, rows=allowed)
+        assert rows.shape == (5, 10) and set(rows.ravel()) <= set(allowed)
+        assert rows[0, 0] == 0  # row 0 is allowed and is its own nearest neighbour

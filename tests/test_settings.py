@@ -26,3 +26,18 @@ def test_invalid_enum_lists_valid_values(monkeypatch):
     monkeypatch.setenv("RAG_BM25__BACKEND", "elastic")
     with pytest.raises(ValidationError, match="lucene.*rank_bm25"):
         load_settings()
+
+
+def test_tuned_file_sits_below_env_and_cli(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "idx").mkdir()
+    (tmp_path / "idx" / "tuned.json").write_text(json.dumps({"retrieval": {"fusion": "rrf", "rrf_k": 20, "weight": 0.3}}))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "idx"))
+    monkeypatch.setenv("RAG_RETRIEVAL__WEIGHT", "0.7")
+    s = load_settings()
+    assert s.retrieval.fusion.value == "rrf" and s.retrieval.rrf_k == 20  # from the tuned file
+    assert s.retrieval.weight == 0.7  # env wins over the tuned file
+    assert load_settings({"retrieval": {"rrf_k": 5}}).retrieval.rrf_k == 5  # CLI wins
+    assert load_settings({"index_dir": tmp_path / "elsewhere"}).retrieval.fusion.value == "convex"

@@ -53,10 +53,17 @@ class DenseIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows), each (n_queries, k); rows are -1 where fewer than k vectors exist."""
-        k = max(1, min(k, len(self))) if len(self) else 1
+    def search(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows), each (n_queries, k'), k' = min(k, searchable vectors); ``rows`` restricts the
+        search to those positions (metadata filters), inside the index rather than after it."""
         q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.d)
-        if len(self) == 0:
+        limit = len(self) if rows is None else len(rows)
+        k = min(k, limit)
+        if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        return self.index.search(q, k)
+        if rows is None:
+            return self.index.search(q, k)
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(rows, dtype=np.int64))
+        params = faiss.SearchParametersHNSW(sel=sel, efSearch=self.index.hnsw.efSearch) if self.kind == "hnsw" else faiss.SearchParameters(sel=sel)
+        scores, found = self.index.search(q, k, params=params)
+        return scores, found

@@ -34,6 +34,7 @@ class StoredPassage:
     text: str
     source: str
     metadata: dict[str, Any]
+    token_count: int
     embedding: bytes | None
 
 
@@ -196,14 +197,17 @@ class DocumentStore:
             result = s.execute(
                 select(
                     PassageRow.id, PassageRow.document_id, PassageRow.ordinal, DocumentRow.title,
-                    PassageRow.text, DocumentRow.source, DocumentRow.meta, PassageRow.embedding,
+                    PassageRow.text, DocumentRow.source, DocumentRow.meta, PassageRow.token_count,
+                    PassageRow.embedding,
                 )
                 .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
                 .order_by(PassageRow.id)
                 .execution_options(yield_per=batch)
             )
             for r in result:
-                yield StoredPassage(r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.embedding)
+                yield StoredPassage(
+                    r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.token_count, r.embedding
+                )
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -1,0 +1,63 @@
+"""`rag eval` / `python -m eval`: evaluate retrievers on a BEIR dataset, or tune fusion on a train split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+from eval import report as reports
+from eval.data import load_dataset
+from eval.metrics import evaluate
+from eval.runner import open_searcher, run_retriever
+from eval.tune import refuse_test_split, tune, write_tuned
+from rag.errors import InputError
+from rag.settings import Mode, Settings
+
+log = logging.getLogger(__name__)
+
+
+def parse_retrievers(text: str) -> list[Mode]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    valid = ", ".join(m.value for m in Mode)
+    bad = [n for n in names if n not in Mode.__members__]
+    if bad or not names:
+        raise InputError(f"unknown retriever(s) {bad or text!r}; choose from {valid}")
+    return [Mode(n) for n in names]
+
+
+def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool) -> Iterator[str]:
+    modes = parse_retrievers(retrievers)
+    if do_tune:
+        refuse_test_split(split)
+    ds = load_dataset(dataset, split)
+    searcher = open_searcher(ds, settings)
+    if do_tune:
+        tuned = tune(searcher, ds, settings.progress)
+        write_tuned(settings.tuned_path, tuned)
+        yield f"tuned on {ds.name}/{split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
+        yield f"written to {settings.tuned_path}"
+        return
+    results = {}
+    for mode in modes:
+        rr = run_retriever(searcher, ds, mode, settings.progress)
+        m = evaluate(ds.qrels, rr.run)
+        results[mode.value] = {**{k: round(v, 4) for k, v in m.items() if k != "recall_curve"},
+                               "recall_curve": {k: round(v, 4) for k, v in m["recall_curve"].items()},
+                               "latency_ms": rr.latency_summary()}
+    r = searcher.retrieval
+    rep = {
+        "dataset": ds.name, "split": split, "num_queries": len(ds.queries), "results": results,
+        "index": {"generation": searcher.reader.generation, **searcher.reader.manifest["counts"],
+                  "encoder": searcher.reader.manifest["encoder"]["model"], "chunking": searcher.reader.manifest["chunking"],
+                  "bm25": {"backend": searcher.reader.manifest["bm25"]["backend"], "k1": settings.bm25.k1, "b": settings.bm25.b},
+                  "dense": searcher.reader.manifest["dense"]},
+        "fusion": r.model_dump(mode="json"),
+        "tuned_file": str(settings.tuned_path) if settings.tuned_path.is_file() else None,
+    }
+    yield reports.markdown(rep).rstrip()
+    if output is not None:
+        paths = reports.write(rep, output)
+        yield "wrote " + ", ".join(map(str, paths))
+
+

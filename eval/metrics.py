@@ -1,0 +1,31 @@
+"""trec_eval's measures through pytrec_eval (no hand-written metric math)."""
+
+from __future__ import annotations
+
+import pytrec_eval
+
+Run = dict[str, dict[str, float]]
+RECALL_CUTOFFS = (1, 3, 5, 10, 20, 50, 100)
+_EMPTY = "__no_result__"
+
+
+def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, float]:
+    """Mean nDCG@10, Recall@10/100, MRR@10, MAP@100 and the recall@k curve over every judged query.
+
+    A query with no results counts as zero (pytrec_eval would otherwise skip it)."""
+    run = {q: (run.get(q) or {_EMPTY: 0.0}) for q in qrels}
+    measures = {"ndcg_cut.10", "map_cut.100", "recall." + ",".join(map(str, RECALL_CUTOFFS))}
+    per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    top10 = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:10]) for q, docs in run.items()}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+    n = len(qrels)
+
+    def mean(name: str, table=per_query) -> float:
+        return sum(table[q][name] for q in qrels) / n
+
+    out = {
+        "ndcg@10": mean("ndcg_cut_10"), "recall@10": mean("recall_10"), "recall@100": mean("recall_100"),
+        "mrr@10": mean("recip_rank", rr), "map@100": mean("map_cut_100"),
+    }
+    out["recall_curve"] = {str(k): mean(f"recall_{k}") for k in RECALL_CUTOFFS}
+    return out

@@ -1,0 +1,52 @@
+"""Reports: the JSON document, a Markdown table and a PNG of recall@k curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+METRICS = ["ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100"]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    head = f"**{report['dataset']}** / {report['split']} ({report['num_queries']} queries)"
+    lines = [head, "", "| retriever | " + " | ".join(METRICS) + " | p50 ms | p95 ms |",
+             "|---|" + "---:|" * (len(METRICS) + 2)]
+    for name, r in report["results"].items():
+        cells = [f"{r[m]:.4f}" for m in METRICS] + [f"{r['latency_ms']['p50']:.1f}", f"{r['latency_ms']['p95']:.1f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    hyb = report["results"].get("hybrid", {}).get("latency_ms", {})
+    if "rest_p50" in hyb:
+        lines += ["", f"hybrid p50: query encoder {hyb['encode_p50']:.2f} ms + the rest (BM25, HNSW, fusion) {hyb['rest_p50']:.2f} ms"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, r in report["results"].items():
+        ks = [int(k) for k in r["recall_curve"]]
+        ax.plot(ks, list(r["recall_curve"].values()), marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("k (documents)")
+    ax.set_ylabel("recall@k")
+    ax.set_title(f"{report['dataset']} / {report['split']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write(report: dict[str, Any], output: Path) -> tuple[Path, Path, Path]:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    md, png = output.with_suffix(".md"), output.with_suffix(".png")
+    md.write_text(markdown(report))
+    plot(report, png)
+    return output, md, png

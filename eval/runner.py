@@ -1,0 +1,99 @@
+"""Build (or reuse) a cached index of a dataset and run retrievers over a split's queries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.data import Dataset
+from eval.metrics import Run
+from indexer.sources import open_source
+from rag import generations as gens
+from rag.factory import make_chunker, make_encoder, make_index_job, make_searcher
+from rag.search import Candidates, Searcher, Timer
+from rag.settings import Mode, RetrievalSettings, Settings
+
+log = logging.getLogger(__name__)
+DOCS_PER_QUERY = 100
+
+
+def dataset_index(ds: Dataset, settings: Settings) -> Path:
+    """The dataset's index in the eval cache, keyed by corpus hash, model and index settings."""
+    encoder = make_encoder(settings)
+    chunker = make_chunker(settings, encoder)
+    key_parts = [ds.corpus_hash(), encoder.model_key, chunker.signature, settings.bm25.backend.value,
+                 settings.dense.model_dump(exclude={"ef_search", "faiss_threads"})]
+    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
+    index_dir = settings.eval_cache_dir / f"{ds.name}-{key}"
+    if gens.current_generation(index_dir) is not None:
+        log.info("reusing cached index %s", index_dir)
+        return index_dir
+    log.info("indexing %s into %s", ds.corpus, index_dir)
+    local = settings.model_copy(update={"index_dir": index_dir, "database_url": None})
+    summary = make_index_job(local, encoder=encoder).run(open_source(ds.path))
+    log.info("indexed %d documents, %d passages (%d rejected)", summary.documents_total, summary.passages_total, summary.rejected)
+    return index_dir
+
+
+def open_searcher(ds: Dataset, settings: Settings) -> Searcher:
+    index_dir = dataset_index(ds, settings)
+    return make_searcher(settings.model_copy(update={"index_dir": index_dir}), encoder=make_encoder(settings))
+
+
+def candidate_depth(searcher: Searcher, minimum: int) -> int:
+    """Passages to fetch so that about DOCS_PER_QUERY documents survive folding."""
+    counts = searcher.reader.manifest["counts"]
+    per_doc = counts["passages"] / max(counts["documents"], 1)
+    return max(minimum, int(math.ceil(DOCS_PER_QUERY * per_doc)))
+
+
+@dataclass
+class RetrieverRun:
+    run: Run
+    latency_ms: list[float] = field(default_factory=list)
+    encode_ms: list[float] = field(default_factory=list)
+
+    def latency_summary(self) -> dict[str, float]:
+        out = {"p50": _pct(self.latency_ms, 50), "p95": _pct(self.latency_ms, 95)}
+        if any(self.encode_ms):
+            rest = [t - e for t, e in zip(self.latency_ms, self.encode_ms)]
+            out |= {"encode_p50": _pct(self.encode_ms, 50), "rest_p50": _pct(rest, 50), "rest_p95": _pct(rest, 95)}
+        return out
+
+
+def _pct(xs: list[float], q: float) -> float:
+    return round(float(np.percentile(xs, q)), 3) if xs else 0.0
+
+
+def doc_run(searcher: Searcher, c: Candidates, mode: Mode, retrieval: RetrievalSettings) -> dict[str, float]:
+    fused = searcher.fuse(c, mode, retrieval)
+    return {h.passage_id.rsplit("#", 1)[0]: h.score for h in fused[:DOCS_PER_QUERY]}
+
+
+def run_retriever(
+    searcher: Searcher, ds: Dataset, mode: Mode, progress: bool = True, warmup: int = 50
+) -> RetrieverRun:
+    """Each query searched on its own, as a user would, timed end to end (encode .. fuse)."""
+    retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
+    depth_b = candidate_depth(searcher, retrieval.depth_bm25)
+    depth_d = candidate_depth(searcher, retrieval.depth_dense)
+    qids = list(ds.queries)
+    for qid in qids[:warmup]:  # JIT and caches warm, as in a long-running service
+        searcher.candidates(ds.queries[qid], mode, None, Timer(), depth_b, depth_d)
+    out = RetrieverRun({})
+    for qid in tqdm(qids, desc=mode.value, unit="query", disable=not progress):
+        timer = Timer()
+        t = time.perf_counter()
+        c = searcher.candidates(ds.queries[qid], mode, None, timer, depth_b, depth_d)
+        out.run[qid] = doc_run(searcher, c, mode, retrieval)
+        out.latency_ms.append((time.perf_counter() - t) * 1000)
+        out.encode_ms.append(timer.ms.get("encode", 0.0))
+    return out

@@ -1,0 +1,72 @@
+"""Choose fusion settings on a train/dev split (never a test split) by nDCG@10."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from eval.data import Dataset
+from eval.metrics import evaluate
+from eval.runner import candidate_depth, doc_run
+from rag.errors import InputError
+from rag.fusion import FusionMethod, Normalization
+from rag.search import Candidates, Searcher, Timer
+from rag.settings import Mode
+
+log = logging.getLogger(__name__)
+WEIGHTS = [round(0.05 * i, 2) for i in range(1, 20)]
+RRF_KS = [5, 10, 20, 40, 60, 100]
+DEPTHS = [100, 200, 300]  # passages; at least 100 so Recall@100 stays meaningful
+
+
+def refuse_test_split(split: str) -> None:
+    if split.lower().startswith("test"):
+        raise InputError(f"refusing to tune on split {split!r}: tune on a train or dev split, report on test")
+
+
+def grid() -> list[dict[str, Any]]:
+    out = []
+    for db, dd in itertools.product(DEPTHS, DEPTHS):
+        for norm, w in itertools.product(Normalization, WEIGHTS):
+            out.append({"fusion": FusionMethod.convex, "normalization": norm, "weight": w, "depth_bm25": db, "depth_dense": dd})
+        for k in RRF_KS:
+            out.append({"fusion": FusionMethod.rrf, "rrf_k": k, "depth_bm25": db, "depth_dense": dd})
+    return out
+
+
+def tune(searcher: Searcher, ds: Dataset, progress: bool = True) -> dict[str, Any]:
+    refuse_test_split(ds.split)
+    depth = candidate_depth(searcher, max(DEPTHS))
+    cands: dict[str, Candidates] = {}
+    for qid, text in tqdm(ds.queries.items(), desc="candidates", unit="query", disable=not progress):
+        cands[qid] = searcher.candidates(text, Mode.hybrid, None, Timer(), depth, depth)
+    trials = []
+    for cfg in tqdm(grid(), desc="tune", unit="config", disable=not progress):
+        retrieval = searcher.retrieval.model_copy(update={**cfg, "fold_documents": True})
+        db, dd = candidate_depth(searcher, cfg["depth_bm25"]), candidate_depth(searcher, cfg["depth_dense"])
+        run = {q: doc_run(searcher, Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval) for q, c in cands.items()}
+        trials.append((evaluate(ds.qrels, run)["ndcg@10"], cfg))
+    trials.sort(key=lambda t: -t[0])
+    best_score, best = trials[0]
+    chosen = {k: (v.value if hasattr(v, "value") else v) for k, v in best.items()}
+    log.info("best on %s/%s: nDCG@10 %.4f with %s", ds.name, ds.split, best_score, chosen)
+    return {
+        "retrieval": chosen,
+        "tuned_on": {"dataset": str(ds.path), "split": ds.split, "queries": len(ds.queries), "ndcg@10": round(best_score, 4),
+                     "configs_tried": len(trials), "at": datetime.now(timezone.utc).isoformat()},
+        "top": [{"ndcg@10": round(s, 4), **{k: (v.value if hasattr(v, "value") else v) for k, v in c.items()}} for s, c in trials[:10]],
+    }
+
+
+def write_tuned(path: Path, tuned: dict[str, Any]) -> None:
+    """Atomically replace the tuned-settings file that the CLI and the service read."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(tuned, indent=2) + "\n")
+    tmp.replace(path)

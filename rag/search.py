@@ -1,0 +1,168 @@
+"""The searcher: BM25 and dense candidates, fusion, document folding, truncation, per-stage timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from rag.encoders.base import Encoder
+from rag.errors import ConfigError, InputError
+from rag.fusion import FusionMethod, convex, fold_documents, rrf
+from rag.reader import IndexReader
+from rag.settings import Mode, RetrievalSettings, TruncationSettings
+from rag.truncation import Truncation, truncate
+from rag.types import Passage, ScoredId
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    rank: int
+    score: float
+    passage: Passage
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: Mode
+    hits: list[SearchHit]
+    truncation: Truncation
+    generation: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Candidates:
+    """What each retriever returned for one query, before fusion."""
+
+    bm25: list[ScoredId]
+    dense: list[ScoredId]
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - t) * 1000
+
+
+class Searcher:
+    def __init__(
+        self, reader: IndexReader, encoder: Encoder,
+        retrieval: RetrievalSettings | None = None, truncation: TruncationSettings | None = None,
+    ) -> None:
+        self.reader = reader
+        self.encoder = encoder
+        self.retrieval = retrieval or RetrievalSettings()
+        self.truncation = truncation or TruncationSettings()
+        self._check_encoder()
+
+    def _check_encoder(self) -> None:
+        built_with = self.reader.manifest["encoder"]["model_key"]
+        if built_with != self.encoder.model_key:
+            raise ConfigError(
+                f"the index was built with encoder {built_with!r} but the configured encoder is "
+                f"{self.encoder.model_key!r}: re-index with `rag index --model ...` or set encoder.model"
+            )
+
+    def refresh(self) -> bool:
+        changed = self.reader.refresh()
+        if changed:
+            self._check_encoder()
+        return changed
+
+    # -- stages --------------------------------------------------------------------------------
+
+    def candidates(
+        self, query: str, mode: Mode, filters: Mapping[str, Any] | None, timer: Timer,
+        depth_bm25: int | None = None, depth_dense: int | None = None, query_vector: np.ndarray | None = None,
+    ) -> Candidates:
+        r = self.retrieval
+        rows = allowed = None
+        if filters:
+            with timer("filter"):
+                rows = self.reader.docstore.rows_matching(filters)
+                allowed = {self.reader.docstore.ids[i] for i in rows}
+        bm25: list[ScoredId] = []
+        dense: list[ScoredId] = []
+        if mode in (Mode.bm25, Mode.hybrid):
+            with timer("bm25"):
+                bm25 = self._bm25(query, depth_bm25 or r.depth_bm25, allowed)
+        if mode in (Mode.dense, Mode.hybrid):
+            if query_vector is None:
+                with timer("encode"):
+                    query_vector = self.encoder.encode_queries([query])
+            with timer("dense"):
+                scores, found = self.reader.dense.search(query_vector, depth_dense or r.depth_dense, rows)
+                ids = self.reader.docstore.ids
+                dense = [ScoredId(ids[i], float(s)) for s, i in zip(scores[0], found[0]) if i >= 0]
+        return Candidates(bm25, dense)
+
+    def _bm25(self, query: str, depth: int, allowed: set[str] | None) -> list[ScoredId]:
+        if allowed is None:
+            return self.reader.bm25.search(query, depth)
+        # Filtered: widen the search until enough allowed hits are found or the index is exhausted.
+        d = depth
+        while True:
+            hits = self.reader.bm25.search(query, d)
+            kept = [h for h in hits if h.passage_id in allowed]
+            if len(kept) >= depth or len(hits) < d or d >= len(self.reader.bm25):
+                return kept[:depth]
+            d = min(d * 4, len(self.reader.bm25))
+
+    def fuse(self, c: Candidates, mode: Mode, retrieval: RetrievalSettings | None = None) -> list[ScoredId]:
+        r = retrieval or self.retrieval
+        if mode is Mode.bm25:
+            fused = c.bm25
+        elif mode is Mode.dense:
+            fused = c.dense
+        elif r.fusion is FusionMethod.rrf:
+            fused = rrf([c.dense, c.bm25], r.rrf_k)
+        else:
+            fused = convex(c.dense, c.bm25, r.weight, r.normalization)
+        if r.fold_documents:
+            fused = fold_documents(fused, self._doc_of(fused))
+        return fused
+
+    def _doc_of(self, hits: list[ScoredId]) -> dict[str, str]:
+        # passage ids are "<document id>#<ordinal>"
+        return {h.passage_id: h.passage_id.rsplit("#", 1)[0] for h in hits}
+
+    # -- the whole search ----------------------------------------------------------------------
+
+    def search(
+        self, query: str, mode: Mode | str | None = None, k: int | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> SearchResult:
+        if not query or not query.strip():
+            raise InputError("query is empty")
+        mode = Mode(mode) if mode is not None else self.retrieval.mode
+        t = self.truncation
+        timer = Timer()
+        c = self.candidates(query, mode, filters, timer)
+        with timer("fuse"):
+            fused = self.fuse(c, mode)
+        with timer("truncate"):
+            # token counts are needed only for a token budget; fetch passages for the candidates then
+            need = fused[: max(k or t.max_k, 1) * 4] if t.token_budget else fused
+            passages = self.reader.docstore.get([h.passage_id for h in need]) if t.token_budget else {}
+            kept, info = truncate(
+                fused, lambda h: h.score, k or t.max_k, t.min_score, t.score_gap, t.token_budget,
+                (lambda h: passages[h.passage_id].token_count if h.passage_id in passages else 0),
+            )
+        with timer("fetch"):
+            got = passages or self.reader.docstore.get([h.passage_id for h in kept])
+        hits = [SearchHit(i + 1, h.score, got[h.passage_id]) for i, h in enumerate(kept)]
+        timer.ms["total"] = sum(timer.ms.values())
+        return SearchResult(query, mode, hits, info, self.reader.generation, {k_: round(v, 3) for k_, v in timer.ms.items()})
