@@ -1,0 +1,107 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from eval.data import load_dataset
+from eval.main import parse_retrievers
+from eval.metrics import evaluate
+from eval.tune import refuse_test_split
+from rag.errors import InputError
+from tests.conftest import SAMPLE
+
+
+@pytest.fixture
+def ds_dir(tmp_path):
+    d = tmp_path / "ds"
+    shutil.copytree(SAMPLE, d)
+    return d
+
+
+def test_sample_dataset_loads(ds_dir):
+    ds = load_dataset(ds_dir, "dev")
+    assert len(ds.queries) == len(ds.qrels) == 19 and ds.name == "ds"
+
+
+@pytest.mark.parametrize("victim", ["corpus.jsonl", "queries.jsonl", "qrels"])
+def test_missing_files_are_named(ds_dir, victim):
+    p = ds_dir / victim
+    shutil.rmtree(p) if p.is_dir() else p.unlink()
+    with pytest.raises(InputError, match=f"missing {victim}"):
+        load_dataset(ds_dir, "dev")
+
+
+def test_unknown_split_lists_available(ds_dir):
+    with pytest.raises(InputError, match="no split 'train'; available: dev, test"):
+        load_dataset(ds_dir, "train")
+
+
+def test_qrels_with_unknown_ids(ds_dir):
+    with (ds_dir / "qrels" / "dev.tsv").open("a") as fh:
+        fh.write("q01\tno-such-doc\t1\n")
+    with pytest.raises(InputError, match="document id.*no-such-doc"):
+        load_dataset(ds_dir, "dev")
+    (ds_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nghost\tgarden-001\t1\n")
+    with pytest.raises(InputError, match="query id.*ghost"):
+        load_dataset(ds_dir, "test")
+
+
+def test_empty_query_text(ds_dir):
+    lines = (ds_dir / "queries.jsonl").read_text().splitlines()
+    lines[0] = json.dumps({"_id": "q01", "text": "  "})
+    (ds_dir / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="empty query text.*q01"):
+        load_dataset(ds_dir, "dev")
+
+
+def test_metrics_on_known_runs():
+    qrels = {"q1": {"d1": 1}, "q2": {"d2": 1, "d3": 1}}
+    perfect = evaluate(qrels, {"q1": {"d1": 1.0}, "q2": {"d2": 2.0, "d3": 1.0}})
+    assert all(perfect[m] == pytest.approx(1.0) for m in ("ndcg@10", "recall@10", "recall@100", "mrr@10", "map@100"))
+    run = {"q1": {"x": 3.0, "d1": 2.0}}  # q2 has no results: it counts as zero, it is not skipped
+    m = evaluate(qrels, run)
+    assert m["mrr@10"] == pytest.approx(0.25) and m["recall@100"] == pytest.approx(0.5)
+    assert m["recall_curve"]["1"] == 0.0 and m["recall_curve"]["3"] == pytest.approx(0.5)
+    deep = {"q1": {f"x{i}": 100.0 - i for i in range(10)} | {"d1": 0.5}}
+    assert evaluate({"q1": {"d1": 1}}, deep)["mrr@10"] == 0.0  # rank 11 is outside MRR@10
+    assert evaluate({"q1": {"d1": 1}}, deep)["recall@100"] == 1.0
+
+
+def test_tuning_on_test_is_refused_and_retrievers_are_validated():
+    with pytest.raises(InputError, match="refusing to tune"):
+        refuse_test_split("test")
+    refuse_test_split("train")
+    with pytest.raises(InputError, match="bm25, dense, hybrid"):
+        parse_retrievers("bm25,colbert")
+
+
+@pytest.mark.slow
+def test_rag_eval_and_tune_end_to_end(tmp_path):
+    """Integration: real encoder, real Lucene, a cached index reused between runs."""
+    cache, out, tuned = tmp_path / "cache", tmp_path / "rep" / "report.json", tmp_path / "tuned.json"
+    base = [sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--cache-dir", str(cache), "--no-progress"]
+    r = subprocess.run([*base, "--split", "test", "--output", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["dataset"] == "garden" and rep["split"] == "test" and rep["num_queries"] == 19
+    for name in ("bm25", "dense", "hybrid"):
+        res = rep["results"][name]
+        assert 0.5 < res["ndcg@10"] <= 1.0 and res["recall@100"] >= res["recall@10"]
+        assert res["latency_ms"]["p95"] >= res["latency_ms"]["p50"] > 0
+    assert rep["results"]["hybrid"]["latency_ms"]["encode_p50"] > 0
+    assert out.with_suffix(".md").read_text().count("| hybrid |") == 1
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert "| bm25 |" in r.stdout
+    assert len(list(cache.iterdir())) == 1
+    r = subprocess.run([*base, "--split", "dev", "--tune", "--tuned-file", str(tuned)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    t = json.loads(tuned.read_text())
+    assert t["tuned_on"]["split"] == "dev" and t["retrieval"]["fusion"] in {"rrf", "convex"}
+    r = subprocess.run([*base, "--split", "test", "--retrievers", "hybrid", "--tuned-file", str(tuned),
+                        "--output", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(out.read_text())["fusion"]["fusion"] == t["retrieval"]["fusion"]
+    assert len(list(cache.iterdir())) == 1  # the index was reused
+    r = subprocess.run([*base, "--split", "test", "--tune"], capture_output=True, text=True)
+    assert r.returncode == 2 and "refusing to tune" in r.stderr
