@@ -155,6 +155,24 @@ def eval_(
         typer.echo(line)
 
 
+@app.command()
+def serve(
+    index_dir: IndexDirOpt = None,
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import os
+
+    import uvicorn
+
+    settings = _settings({"index_dir": index_dir})
+    os.environ["RAG_INDEX_DIR"] = str(settings.index_dir)  # workers rebuild settings from the environment
+    uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower())
+
+
 def _parse_filters(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:

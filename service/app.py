@@ -1,0 +1,71 @@
+"""create_app(settings): the FastAPI application. Only this layer turns errors into HTTP responses."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from rag.errors import ConfigError, IndexNotFoundError, InputError, RagError
+from rag.settings import Settings, load_settings
+from service.deps import SearcherHolder
+from service.routes import health, search
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
+
+
+def create_app(settings: Settings | None = None, searcher_factory=None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(title="rag-search", version="0.1.0", description="Hybrid retrieval-augmented search over your documents.")
+    if searcher_factory is None:
+        from rag.factory import make_searcher
+
+        def searcher_factory():
+            return make_searcher(settings)
+
+    app.state.settings = settings
+    app.state.searchers = SearcherHolder(searcher_factory)
+    app.include_router(health.router)
+    app.include_router(search.router)
+
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError):
+        return _error(400, "invalid_input", str(exc))
+
+    @app.exception_handler(IndexNotFoundError)
+    async def _no_index(_: Request, exc: IndexNotFoundError):
+        return _error(503, "index_unavailable", str(exc))
+
+    @app.exception_handler(ConfigError)
+    async def _config(_: Request, exc: ConfigError):
+        log.error("configuration error: %s", exc)
+        return _error(503, "misconfigured", str(exc))
+
+    @app.exception_handler(RagError)
+    async def _rag(_: Request, exc: RagError):
+        log.exception("request failed")
+        return _error(500, "internal", "the request failed; see the server log")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        errs = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]} for e in exc.errors()]
+        return JSONResponse({"error": {"type": "validation", "message": "; ".join(f"{e['field']}: {e['message']}" for e in errs),
+                                       "fields": errs}}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        log.exception("unexpected error")
+        return _error(500, "internal", "internal error; see the server log")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory for `rag serve` (settings from the environment)."""
+    return create_app(load_settings())

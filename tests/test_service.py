@@ -1,0 +1,108 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from indexer.sources import open_source
+from rag.encoders.hashing import HashEncoder
+from rag.reader import IndexReader
+from rag.search import Searcher
+from rag.settings import Settings
+from service import create_app
+from tests.conftest import SAMPLE, make_job
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    d = tmp_path_factory.mktemp("idx")
+    enc = HashEncoder(dim=256)
+    make_job(d, enc).run(open_source(SAMPLE))
+    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_search_returns_ranked_hits(client):
+    r = client.post("/v1/search", json={"query": "Zamioculcas rhizomes watering", "top_k": 3, "mode": "bm25"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [h["rank"] for h in body["hits"]] == [1, 2, 3] and body["hits"][0]["document_id"] == "garden-005"
+    assert body["truncation"]["kept"] == 3 and {"bm25", "fuse", "total"} <= set(body["timings_ms"])
+
+
+def test_filters_over_http(client):
+    r = client.post("/v1/search", json={"query": "water", "filters": {"category": "herbs"}})
+    assert r.status_code == 200 and {h["metadata"]["category"] for h in r.json()["hits"]} == {"herbs"}
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"query": ""}, "query"), ({"query": "x", "top_k": 0}, "top_k"), ({"query": "x", "mode": "magic"}, "mode"),
+    ({"query": "x" * 3000}, "query"), ({"q": "x"}, "query"), ({"query": "x", "filters": {"a": [1]}}, "filters"),
+])
+def test_validation_errors_name_the_field(client, body, field):
+    r = client.post("/v1/search", json=body)
+    assert r.status_code == 422 and r.json()["error"]["type"] == "validation"
+    assert field in r.json()["error"]["message"]
+
+
+def test_malformed_json_and_blank_query(client):
+    r = client.post("/v1/search", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "error" in r.json()
+    r = client.post("/v1/search", json={"query": "   "})
+    assert r.status_code == 400 and r.json()["error"]["message"] == "query is empty"
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200 and r.json()["passages"] > 0
+
+
+def test_no_index_gives_503_not_a_traceback(tmp_path):
+    with TestClient(create_app(Settings(index_dir=tmp_path / "none")), raise_server_exceptions=False) as c:
+        r = c.post("/v1/search", json={"query": "x"})
+        assert r.status_code == 503 and "rag index" in r.json()["error"]["message"]
+        assert c.get("/readyz").status_code == 503
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_rag_serve_over_real_http(tmp_path):
+    """Integration: `rag index` + `rag serve` (uvicorn) with the real encoder and Lucene, over loopback HTTP."""
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-m", "rag", "index", str(SAMPLE), "--no-progress"], check=True, env=env, capture_output=True)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(120):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=30).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        r = httpx.post(f"{base}/v1/search", json={"query": "why do my tomatoes get black bottoms", "top_k": 3}, timeout=30)
+        assert r.status_code == 200
+        body = r.json()
+        assert body["mode"] == "hybrid" and "Tomato blossom end rot" in [h["title"] for h in body["hits"]]
+        assert {"encode", "bm25", "dense", "fuse", "truncate"} <= set(body["timings_ms"])
+        assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
+        spec = httpx.get(f"{base}/openapi.json", timeout=10).json()
+        assert "/v1/search" in spec["paths"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
