@@ -1,0 +1,1 @@
+"""Bi-encoder fine-tuning: data assembly, hard-negative mining, trainer."""
