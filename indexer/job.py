@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,12 +161,16 @@ class IndexJob:
             bar.update(len(rows))
         bar.close()
 
-    def _fingerprint(self) -> str:
-        h = hashlib.sha256(json.dumps(self._index_settings(), sort_keys=True).encode())
+    def _fingerprints(self) -> tuple[str, str]:
+        """(passages, whole index): the first changes with the passage set and the BM25 backend only,
+        the second with anything a generation holds."""
+        h = hashlib.sha256(BM25Backend(self.bm25_backend).value.encode())
         for row in self.store.state():
             h.update("\x00".join(row).encode())
             h.update(b"\n")
-        return h.hexdigest()
+        passages = h.hexdigest()
+        whole = hashlib.sha256(json.dumps([passages, self._index_settings()], sort_keys=True).encode()).hexdigest()
+        return passages, whole
 
     def _index_settings(self) -> dict:
         return {
@@ -175,9 +181,10 @@ class IndexJob:
 
     def _build_and_publish(self) -> None:
         with self._stage("store"):
-            fingerprint = self._fingerprint()
+            passages_fp, fingerprint = self._fingerprints()
         current = gens.current_generation(self.index_dir)
-        if current is not None and current.is_dir() and gens.read_manifest(current).get("fingerprint") == fingerprint:
+        previous = gens.read_manifest(current) if current is not None and current.is_dir() else {}
+        if previous.get("fingerprint") == fingerprint:
             log.info("index unchanged; generation %s stays current", current.name)
             self.summary.generation = current.name
             return
@@ -196,10 +203,14 @@ class IndexJob:
         with self._stage("docstore"):
             n = write_docstore(passages(), staging)
         with self._stage("bm25"):
-            store = DocStore(staging)
-            texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
-            build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
-            store.close()
+            if previous.get("passages_fingerprint") == passages_fp:
+                # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
+                shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
+            else:
+                store = DocStore(staging)
+                texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
+                build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
+                store.close()
         with self._stage("dense"):
             dim = self.encoder.dim
             matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
@@ -208,6 +219,7 @@ class IndexJob:
             manifest = {
                 "created_at": datetime.now(timezone.utc).isoformat(),
                 "fingerprint": fingerprint,
+                "passages_fingerprint": passages_fp,
                 "counts": {"documents": len(documents), "passages": n},
                 "encoder": {
                     "model_key": self.encoder.model_key, "model": str(getattr(self.encoder, "path", self.encoder.model_key)),

@@ -156,6 +156,52 @@ def eval_(
 
 
 @app.command()
+def train(
+    dataset: Annotated[Path, typer.Option(help="BEIR folder with the corpus and (for qrels) a train split")],
+    output: Annotated[Path, typer.Option(help="new folder for the fine-tuned model (must not exist)")],
+    split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
+    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap (comma-separated)")] = "qrels",
+    negatives: Annotated[int, typer.Option(help="BM25 hard negatives per pair (0: in-batch negatives only)")] = 1,
+    skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
+    window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,
+    dense_negatives: Annotated[bool, typer.Option("--dense-negatives", help="also mine with the current encoder")] = False,
+    no_filter: Annotated[bool, typer.Option("--no-filter", help="keep false-negative candidates")] = False,
+    max_ratio: Annotated[float, typer.Option(help="drop a negative scoring above this share of the positive")] = 0.95,
+    epochs: Annotated[float, typer.Option(help="training epochs")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="pairs per batch (in-batch negatives)")] = 32,
+    learning_rate: Annotated[float, typer.Option(help="peak learning rate")] = 2e-5,
+    max_seq_length: Annotated[int, typer.Option(help="tokens per text while training")] = 256,
+    cached_mini_batch: Annotated[Optional[int], typer.Option(help="use CachedMNRL with this mini-batch")] = None,
+    dev_fraction: Annotated[float, typer.Option(help="share of training queries carved out as dev")] = 0.1,
+    bootstrap_limit: Annotated[Optional[int], typer.Option(help="most bootstrap pairs")] = None,
+    seed: Annotated[int, typer.Option(help="random seed")] = 13,
+    model: ModelOpt = None,
+    chunking: Annotated[Optional[OnOff], typer.Option(help="index the dataset with or without chunking")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
+    no_progress: NoProgressOpt = False,
+) -> None:
+    """Fine-tune the bi-encoder (MultipleNegativesRankingLoss, BM25 hard negatives) on a dataset."""
+    from training.job import run_training
+    from training.mining import MiningSettings
+    from training.trainer import TrainSettings
+
+    settings = _settings({
+        "eval_cache_dir": cache_dir, "progress": False if no_progress else None, "encoder": {"model": model},
+        "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
+    })
+    mine = MiningSettings(count=negatives, skip_top=skip_top, window=window, dense=dense_negatives,
+                          filter=not no_filter, max_ratio=max_ratio, seed=seed) if negatives > 0 else None
+    ts = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_seq_length=max_seq_length,
+                       seed=seed, cached_mini_batch=cached_mini_batch,
+                       query_prefix=settings.encoder.query_prefix, passage_prefix=settings.encoder.passage_prefix)
+    report = run_training(settings, dataset, output, split, tuple(s.strip() for s in sources.split(",") if s.strip()),
+                          mine, ts, dev_fraction, bootstrap_limit)
+    b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
+    typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
+               f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
+
+
+@app.command()
 def serve(
     index_dir: IndexDirOpt = None,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",

@@ -121,11 +121,16 @@ def test_new_model_reencodes_without_a_source(tmp_path, hash_encoder):
     from rag.encoders.hashing import HashEncoder
 
     make_job(tmp_path, hash_encoder).run(open_source(SAMPLE))
+    before = gens.current_generation(tmp_path)
     other = HashEncoder(dim=32, max_length=64)
     s = make_job(tmp_path, other).run(None)
     assert s.published and s.passages_encoded == s.passages_total
     r = IndexReader(tmp_path)
     assert r.manifest["encoder"]["dim"] == 32 and r.dense.index.d == 32
+    # BM25 untouched: the new generation shares the old one's files
+    for f in (before / "bm25").iterdir():
+        assert (r.gen_dir / "bm25" / f.name).stat().st_ino == f.stat().st_ino
+    assert gens.verify(r.gen_dir) == []
 
 
 @pytest.mark.parametrize("backend", [BM25Backend.lucene, BM25Backend.rank_bm25], ids=lambda b: b.value)

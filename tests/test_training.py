@@ -1,0 +1,115 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from indexer.sources import open_source
+from rag.encoders.hashing import HashEncoder
+from rag.reader import IndexReader
+from rag.search import Searcher
+from training.data import bootstrap_pairs, split_dev
+from training.mining import MiningSettings, mine
+from tests.conftest import SAMPLE, make_job
+
+RAG = [sys.executable, "-m", "rag"]
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory):
+    d = tmp_path_factory.mktemp("idx")
+    enc = HashEncoder(dim=256, max_length=256)
+    make_job(d, enc, chunk={"enabled": False}).run(open_source(SAMPLE))
+    return Searcher(IndexReader(d), enc)
+
+
+def test_bootstrap_pairs_round_trip(searcher):
+    pairs = bootstrap_pairs(searcher)
+    assert 50 < len(pairs) <= 113
+    for p in pairs[:20]:
+        assert p.positive_id in {h.passage_id for h in searcher.reader.bm25.search(p.query, 3)}
+        assert not p.positive.startswith(p.query + "\n")  # the title line is not left in its own positive
+
+
+def test_dev_split_is_by_query():
+    from training.data import Pair
+
+    pairs = [Pair(f"q{i // 2}", "q", f"d{i}#0", "t", "qrels") for i in range(40)]
+    train, dev = split_dev(pairs, 0.25, seed=1)
+    assert {p.query_id for p in train}.isdisjoint({p.query_id for p in dev})
+    assert len(dev) == 10 and len(train) + len(dev) == 40
+
+
+def test_mining_window_and_false_negative_filters(searcher):
+    pairs = bootstrap_pairs(searcher)[:30]
+    known = {p.query_id: {p.positive_id.split("#")[0]} for p in pairs}
+    victim = pairs[0]
+    # pretend the top BM25 non-positive of the first query is a known positive: it must never be a negative
+    other = next(h.passage_id for h in searcher.reader.bm25.search(victim.query, 5) if h.passage_id != victim.positive_id)
+    known[victim.query_id].add(other.split("#")[0])
+    triplets, dropped = mine(pairs, searcher, known, MiningSettings(count=2, skip_top=0, window=10))
+    assert triplets and all(len(t.negatives) == 2 for t in triplets)
+    for t in triplets:
+        ids = {n["id"] for n in t.negatives}
+        assert t.positive_id not in ids and not (ids & {f"{d}#0" for d in known[t.query_id]})
+        assert all(n["dense_sim"] is not None for n in t.negatives)
+    # every candidate of the window examined: the known positive is met, and dropped only when filtering
+    every = dict(count=5, window=6)
+    _, d_on = mine([victim], searcher, known, MiningSettings(**every, max_ratio=10.0))
+    (t_off,), d_off = mine([victim], searcher, known, MiningSettings(**every, filter=False))
+    assert d_on["known_positive"] == 1 and not d_off.get("known_positive")
+    assert other in {n["id"] for n in t_off.negatives}
+    strict, strict_dropped = mine(pairs, searcher, known, MiningSettings(count=2, window=10, max_ratio=0.0))
+    assert strict_dropped["margin"] > dropped.get("margin", 0)
+
+
+def test_output_folder_that_exists_is_refused(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--split", "dev", "--output", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "exists" in r.stderr and (out / "keep.txt").read_text() == "mine"
+
+
+def test_dataset_without_the_split(tmp_path):
+    r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--output", str(tmp_path / "m")], capture_output=True, text=True)
+    assert r.returncode == 2 and "no split 'train'" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_model_path_that_does_not_load(tmp_path):
+    bad = tmp_path / "notamodel"
+    bad.mkdir()
+    (bad / "config.json").write_text("{broken")
+    r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--split", "dev", "--output", str(tmp_path / "m"),
+                        "--model", str(bad), "--cache-dir", str(tmp_path / "c")], capture_output=True, text=True)
+    assert r.returncode == 2 and "notamodel" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
+    """Integration: real MiniLM fine-tuned for a few steps, then `rag index --model` and `rag eval --model`."""
+    out, cache = tmp_path / "model", tmp_path / "cache"
+    r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--split", "dev", "--output", str(out), "--batch-size", "8",
+                        "--max-seq-length", "64", "--dev-fraction", "0.25", "--window", "10", "--cache-dir", str(cache),
+                        "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rep = json.loads((out / "training_report.json").read_text())
+    assert rep["steps"] >= 1 and rep["triplets"] > 0 and "cosine_ndcg@10" in rep["metrics_after"]
+    assert "dev metrics" in (out / "README.md").read_text().lower()
+    mined = [json.loads(x) for x in (out / "hard_negatives.jsonl").read_text().splitlines()]
+    assert mined and all(m["negatives"] for m in mined)
+    idx = tmp_path / "idx"
+    subprocess.run([*RAG, "index", str(SAMPLE), "--index-dir", str(idx), "--no-progress"], check=True, capture_output=True)
+    r = subprocess.run([*RAG, "index", "--index-dir", str(idx), "--model", str(out), "--json", "--no-progress"],
+                       capture_output=True, text=True)
+    s = json.loads(r.stdout)
+    assert s["published"] and s["passages_encoded"] == s["passages_total"] and s["added"] == 0
+    assert IndexReader(idx).manifest["encoder"]["model"] == str(out)
+    r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["hits"]  # the query encoder follows the index's model
+    r = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),
+                        "--retrievers", "dense", "--cache-dir", str(cache), "--no-progress"], capture_output=True, text=True)
+    assert r.returncode == 0 and "| dense |" in r.stdout

@@ -1,0 +1,85 @@
+"""Training pairs (query, positive passage) from qrels, or from a cold-start bootstrap."""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass
+
+from eval.data import Dataset
+from rag.errors import InputError
+from rag.search import Searcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pair:
+    query_id: str
+    query: str
+    positive_id: str  # passage id
+    positive: str  # passage text as the encoder reads it (title + text)
+    source: str  # "qrels" | "bootstrap"
+
+
+def passages_of_documents(searcher: Searcher) -> dict[str, list[str]]:
+    """document id -> its passage ids, from the generation's passage table."""
+    out: dict[str, list[str]] = {}
+    for pid in searcher.reader.docstore.ids:
+        out.setdefault(pid.rsplit("#", 1)[0], []).append(pid)
+    return out
+
+
+def qrels_pairs(ds: Dataset, searcher: Searcher) -> list[Pair]:
+    """One pair per judged relevant document; a chunked document contributes the passage BM25
+    ranks best for the query (its first passage when BM25 does not find any)."""
+    by_doc = passages_of_documents(searcher)
+    pairs = []
+    for qid, rel in ds.qrels.items():
+        query = ds.queries[qid]
+        ranked = None
+        for doc_id, grade in rel.items():
+            if grade <= 0 or doc_id not in by_doc:
+                continue
+            pids = by_doc[doc_id]
+            if len(pids) > 1:
+                ranked = ranked or [h.passage_id for h in searcher.reader.bm25.search(query, 200)]
+                pids = sorted(pids, key=lambda p: ranked.index(p) if p in ranked else len(ranked))
+            p = searcher.reader.docstore.get([pids[0]])[pids[0]]
+            pairs.append(Pair(qid, query, p.id, p.indexed_text, "qrels"))
+    if not pairs:
+        raise InputError(f"split {ds.split!r} of {ds.path} gives no training pairs")
+    return pairs
+
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+
+def bootstrap_pairs(searcher: Searcher, limit: int | None = None, top_k: int = 3, seed: int = 13) -> list[Pair]:
+    """Cold start, no labels: a document's title (its first sentence when the title is shorter than
+    two words) is a pseudo-query for its first passage, kept only when BM25 finds that passage in its top ``top_k`` (round trip)."""
+    ids = [pid for pid in searcher.reader.docstore.ids if pid.endswith("#0")]
+    random.Random(seed).shuffle(ids)
+    pairs = []
+    for pid in ids:
+        if limit is not None and len(pairs) >= limit:
+            break
+        p = searcher.reader.docstore.get([pid])[pid]
+        from_title = len(p.title.split()) >= 2
+        query = p.title if from_title else _SENTENCE.split(p.text, 1)[0]
+        body = p.text if from_title else p.text[len(query):].strip()  # the pseudo-query is not in the positive
+        if len(query.split()) < 2 or not body:
+            continue
+        if pid in {h.passage_id for h in searcher.reader.bm25.search(query, top_k)}:
+            pairs.append(Pair(f"boot-{pid}", query, pid, body, "bootstrap"))
+    return pairs
+
+
+def split_dev(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Carve a dev split by query (never by pair, so no query is in both)."""
+    qids = sorted({p.query_id for p in pairs})
+    random.Random(seed).shuffle(qids)
+    n_dev = max(1, int(len(qids) * fraction)) if fraction > 0 else 0
+    dev = set(qids[:n_dev])
+    return [p for p in pairs if p.query_id not in dev], [p for p in pairs if p.query_id in dev]

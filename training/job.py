@@ -1,0 +1,82 @@
+"""`rag train`: assemble pairs, mine hard negatives, fine-tune, publish the model folder."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from eval.data import load_dataset
+from eval.runner import open_searcher
+from rag.errors import InputError
+from rag.settings import Settings
+from training import mining
+from training.data import bootstrap_pairs, qrels_pairs, split_dev
+from training.trainer import TrainReport, TrainSettings, check_output, train
+
+log = logging.getLogger(__name__)
+SOURCES = ("qrels", "bootstrap")
+
+
+def run_training(
+    settings: Settings, dataset: Path, output: Path, split: str = "train", sources: tuple[str, ...] = ("qrels",),
+    mine_settings: mining.MiningSettings | None = None, train_settings: TrainSettings | None = None,
+    dev_fraction: float = 0.1, bootstrap_limit: int | None = None,
+) -> TrainReport:
+    ts = train_settings or TrainSettings()
+    check_output(output)
+    bad = [s for s in sources if s not in SOURCES]
+    if bad or not sources:
+        raise InputError(f"unknown pair source(s) {bad or sources}; choose from {', '.join(SOURCES)}")
+    needs_labels = "qrels" in sources
+    ds = load_dataset(dataset, split) if needs_labels else None
+    if ds is None:
+        from eval.data import Dataset
+
+        if not (Path(dataset) / "corpus.jsonl").is_file():
+            raise InputError(f"dataset {str(dataset)!r} has no corpus.jsonl")
+        ds = Dataset(Path(dataset), split, {}, {})
+    searcher = open_searcher(ds, settings)
+    pairs = []
+    if "qrels" in sources:
+        pairs += qrels_pairs(ds, searcher)
+    if "bootstrap" in sources:
+        pairs += bootstrap_pairs(searcher, bootstrap_limit, seed=ts.seed)
+    if not pairs:
+        raise InputError("no training pairs could be assembled")
+    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)
+    known = {}
+    for p in pairs:
+        known.setdefault(p.query_id, set()).add(p.positive_id.rsplit("#", 1)[0])
+    for qid, rel in ds.qrels.items():
+        known.setdefault(qid, set()).update(d for d, g in rel.items() if g > 0)
+    rows = train_pairs
+    dropped = {}
+    mined_file = None
+    if mine_settings is not None:
+        rows, counts = mining.mine(train_pairs, searcher, known, mine_settings, settings.progress)
+        dropped = dict(counts)
+        mined_file = output.parent / f".{output.name}.hard_negatives.jsonl"
+        mining.save(rows, mined_file)
+        log.info("mined %d triplets from %d pairs; dropped %s", len(rows), len(train_pairs), dropped)
+    dev_queries = {p.query_id: p.query for p in dev_pairs}
+    dev_relevant: dict[str, set[str]] = {}
+    for p in dev_pairs:
+        dev_relevant.setdefault(p.query_id, set()).add(p.positive_id)
+    corpus_ids = {p.positive_id for p in dev_pairs}
+    for q in dev_queries.values():
+        corpus_ids.update(h.passage_id for h in searcher.reader.bm25.search(q, ts.dev_corpus_candidates))
+    dev_corpus = {pid: p.indexed_text for pid, p in searcher.reader.docstore.get(sorted(corpus_ids)).items()}
+    card = {
+        "dataset": str(dataset), "split": split if needs_labels else None, "sources": list(sources),
+        "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in sources},
+        "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
+        "hard_negatives": asdict(mine_settings) if mine_settings else None, "dropped_candidates": dropped,
+        "index": searcher.reader.manifest["chunking"],
+    }
+    base = settings.encoder.model or str(searcher.encoder.path)
+    report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress)
+    if mined_file is not None:
+        shutil.move(str(mined_file), output / "hard_negatives.jsonl")
+    return report
