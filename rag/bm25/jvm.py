@@ -19,6 +19,10 @@ from pathlib import Path
 from rag.errors import ConfigError
 
 _lock = threading.Lock()
+#: JVM options for the in-process JVM and the indexing child: Lucene's memory-mapping needs these on
+#: Java 24+, which otherwise prints warnings on every start
+JVM_OPTIONS = ["--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED"]
+_keep: list = []  # java.util.logging holds loggers weakly
 
 
 @lru_cache(maxsize=1)
@@ -53,6 +57,13 @@ def start_jvm(max_heap: str | None = None) -> None:
         os.environ.setdefault("OPENAI_API_KEY", "unused")  # pyserini 1.6 builds an OpenAI client at import
         jnius_config.add_classpath(anserini_jar())
         jnius_config.options = [o for o in jnius_config.options if "jdk.incubator.vector" not in o]
+        jnius_config.add_options(*JVM_OPTIONS)
         if max_heap:
             jnius_config.add_options(f"-Xmx{max_heap}")
-        import jnius  # noqa: F401 - importing starts the JVM
+        from jnius import autoclass  # importing jnius starts the JVM
+
+        level = autoclass("java.util.logging.Level").SEVERE
+        for name in ("org.apache.lucene.store", "io.anserini"):
+            logger = autoclass("java.util.logging.Logger").getLogger(name)
+            logger.setLevel(level)
+            _keep.append(logger)

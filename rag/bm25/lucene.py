@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from rag.bm25.jvm import anserini_jar, java_executable, start_jvm
+from rag.bm25.jvm import JVM_OPTIONS, anserini_jar, java_executable, start_jvm
 from rag.errors import RagError
 from rag.types import ScoredId
 
@@ -30,7 +30,7 @@ def build_lucene(docs: Iterable[tuple[str, str]], out_dir: Path, threads: int = 
                 fh.write(json.dumps({"id": pid, "contents": text}, ensure_ascii=False))
                 fh.write("\n")
         cmd = [
-            java_executable(), "-cp", anserini_jar(), "io.anserini.index.IndexCollection",
+            java_executable(), *JVM_OPTIONS, "-cp", anserini_jar(), "io.anserini.index.IndexCollection",
             "-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
             "-input", tmp, "-index", str(out_dir), "-threads", str(threads), "-optimize",
         ]

@@ -76,7 +76,10 @@ class SentenceTransformerEncoder(Encoder):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
+        import transformers
         from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
 
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
