@@ -18,7 +18,8 @@ from eval.metrics import Run
 from indexer.sources import open_source
 from rag import generations as gens
 from rag.factory import make_chunker, make_encoder, make_index_job, make_searcher
-from rag.search import Candidates, Searcher, Timer
+from rag.search import Candidates, Searcher
+from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -95,5 +96,5 @@ def run_retriever(
         c = searcher.candidates(ds.queries[qid], mode, None, timer, depth_b, depth_d)
         out.run[qid] = doc_run(searcher, c, mode, retrieval)
         out.latency_ms.append((time.perf_counter() - t) * 1000)
-        out.encode_ms.append(timer.ms.get("encode", 0.0))
+        out.encode_ms.append(timer.totals.get("encode", 0.0))
     return out

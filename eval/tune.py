@@ -16,7 +16,8 @@ from eval.metrics import evaluate
 from eval.runner import candidate_depth, doc_run
 from rag.errors import InputError
 from rag.fusion import FusionMethod, Normalization
-from rag.search import Candidates, Searcher, Timer
+from rag.search import Candidates, Searcher
+from rag.timing import Timer
 from rag.settings import Mode
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,7 @@ import json
 import logging
 import os
 import shutil
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +31,7 @@ from rag.encoders.base import Encoder
 from rag.errors import InputError
 from rag.settings import BM25Backend
 from rag.store.sql import DocumentStore, DocumentWrite
+from rag.timing import Timer
 from rag.types import IndexSummary, Passage, Rejection, SourceDocument
 
 log = logging.getLogger(__name__)
@@ -76,6 +75,7 @@ class IndexJob:
     def run(self, source: Source | None, sync: bool = False, strict: bool = False) -> IndexSummary:
         """Index ``source`` (None: only re-encode / rebuild from what the store holds)."""
         self.summary = IndexSummary()
+        self._stage = Timer(scale=1.0, totals=self.summary.seconds)
         with gens.job_lock(self.index_dir):
             with self._stage("load model"):
                 self.encoder.count_tokens("warm up")  # loads the model now, so its time is not charged elsewhere
@@ -93,14 +93,6 @@ class IndexJob:
         return self.summary
 
     # -- stages --------------------------------------------------------------------------------
-
-    @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.summary.seconds[name] = self.summary.seconds.get(name, 0.0) + time.perf_counter() - t
 
     def _ingest(self, source: Source, sync: bool) -> None:
         s = self.summary

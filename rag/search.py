@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -15,6 +13,7 @@ from rag.errors import ConfigError, InputError
 from rag.fusion import FusionMethod, convex, fold_documents, rrf
 from rag.reader import IndexReader
 from rag.settings import Mode, RetrievalSettings, TruncationSettings
+from rag.timing import Timer
 from rag.truncation import Truncation, truncate
 from rag.types import Passage, ScoredId
 
@@ -42,19 +41,6 @@ class Candidates:
 
     bm25: list[ScoredId]
     dense: list[ScoredId]
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - t) * 1000
 
 
 class Searcher:
@@ -164,5 +150,5 @@ class Searcher:
         with timer("fetch"):
             got = passages or self.reader.docstore.get([h.passage_id for h in kept])
         hits = [SearchHit(i + 1, h.score, got[h.passage_id]) for i, h in enumerate(kept)]
-        timer.ms["total"] = sum(timer.ms.values())
-        return SearchResult(query, mode, hits, info, self.reader.generation, {k_: round(v, 3) for k_, v in timer.ms.items()})
+        timer.totals["total"] = sum(timer.totals.values())
+        return SearchResult(query, mode, hits, info, self.reader.generation, {k_: round(v, 3) for k_, v in timer.totals.items()})
