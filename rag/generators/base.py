@@ -1,0 +1,79 @@
+"""The Generator interface: streaming first; the non-streaming call consumes the stream."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Generation:
+    text: str
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    first_token_s: float | None
+    finish_reason: str  # "stop" | "length"
+
+    @property
+    def tokens_per_s(self) -> float:
+        decode = self.seconds - (self.first_token_s or 0.0)
+        return (self.tokens_out - 1) / decode if self.tokens_out > 1 and decode > 0 else 0.0
+
+
+@dataclass
+class TokenStream:
+    """Iterates text deltas; ``result`` holds the whole :class:`Generation` once exhausted."""
+
+    deltas: Iterator[str]
+    result: Generation | None = field(default=None)
+
+    def __iter__(self) -> Iterator[str]:
+        return self.deltas
+
+
+class Generator(ABC):
+    name: str = "generator"
+
+    @abstractmethod
+    def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
+        """Start generating; the returned stream yields text as it is produced."""
+
+    def generate(self, messages: Messages, params: GenerationParams) -> Generation:
+        s = self.stream(messages, params)
+        for _ in s:
+            pass
+        assert s.result is not None
+        return s.result
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the generator's own tokenizer (for the prompt budget)."""
+
+    def render(self, messages: Messages) -> str:
+        """The prompt text as the model sees it (its chat template)."""
+        return "\n".join(m["content"] for m in messages)
+
+    def check(self) -> None:
+        """Raise GeneratorUnavailable when the generator cannot serve (readiness)."""
+
+    def close(self) -> None:
+        pass
+
+
+def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut ``text`` at the first stop sequence; True when one was found."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)

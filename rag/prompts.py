@@ -1,0 +1,91 @@
+"""The answer prompt: truncated passages, best first, numbered for citation, with the question both
+before and after them (query-aware contextualization, for decoder-only generators), in the
+generator's own chat template, within a token budget counted by the generator's tokenizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from rag.types import Passage
+
+SYSTEM = (
+    "You answer questions using only the numbered passages you are given. "
+    "Cite the passages you use by their number in square brackets, like [1]. "
+    "If the passages do not contain the answer, say that you do not know."
+)
+
+
+class PassageOrder(str, Enum):
+    rank = "rank"  # best first
+    ends = "ends"  # best at both ends, weakest in the middle ("lost in the middle")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    messages: list[dict[str, str]]
+    passages: list[Passage]  # as numbered in the prompt: passages[i] is [i + 1]
+    tokens: int
+    dropped: int  # passages left out to fit the budget
+
+
+def order_passages(passages: Sequence[Passage], order: PassageOrder) -> list[Passage]:
+    if PassageOrder(order) is PassageOrder.rank:
+        return list(passages)
+    front, back = [], []
+    for i, p in enumerate(passages):
+        (front if i % 2 == 0 else back).append(p)
+    return front + back[::-1]
+
+
+class PromptBuilder:
+    def __init__(
+        self, count_tokens: Callable[[str], int], render: Callable[[list[dict[str, str]]], str] | None = None,
+        contextualize: bool = True, order: PassageOrder = PassageOrder.rank, budget: int = 1536,
+        system: str = SYSTEM,
+    ) -> None:
+        self.count_tokens = count_tokens
+        self.render = render or (lambda msgs: "\n\n".join(m["content"] for m in msgs))
+        self.contextualize = contextualize
+        self.order = order
+        self.budget = budget
+        self.system = system
+
+    def _messages(self, question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
+        blocks = "\n\n".join(f"[{i + 1}] {p.title}\n{p.text}" if p.title else f"[{i + 1}] {p.text}" for i, p in enumerate(passages))
+        body = f"Passages:\n{blocks or '(none)'}\n\nUsing only the passages above, answer the question: {question}"
+        user = f"Question: {question}\n\n{body}" if self.contextualize else body
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def _tokens(self, question: str, passages: Sequence[Passage]) -> int:
+        return self.count_tokens(self.render(self._messages(question, order_passages(passages, self.order))))
+
+    def build(self, question: str, ranked: Sequence[Passage]) -> Prompt:
+        """Drop the lowest-ranked passages until the rest fits, then trim the last one kept to use
+        the room left (or drop it too when not even a few words fit)."""
+        kept = list(ranked)
+        while kept and self._tokens(question, kept) > self.budget:
+            if self._tokens(question, kept[:-1]) <= self.budget:
+                kept = self._trim_last(question, kept) or kept[:-1]
+                break
+            kept = kept[:-1]
+        ordered = order_passages(kept, self.order)
+        return Prompt(self._messages(question, ordered), ordered, self._tokens(question, kept), len(ranked) - len(kept))
+
+    def _trim_last(self, question: str, kept: list[Passage]) -> list[Passage] | None:
+        """The last passage cut to as many words as fit (binary search), or None if none do."""
+        last, words = kept[-1], kept[-1].text.split()
+        lo, hi, best = 1, len(words) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            cand = kept[:-1] + [_with_text(last, " ".join(words[:mid]) + " ...")]
+            if self._tokens(question, cand) <= self.budget:
+                best, lo = cand, mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+
+def _with_text(p: Passage, text: str) -> Passage:
+    return Passage(p.id, p.document_id, p.ordinal, p.title, text, p.source, p.metadata, p.token_count)
