@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from rag.errors import ConfigError, InputError, RagError
+from rag.serialize import answer_result_dict, search_result_dict
 from rag.settings import BM25Backend, Mode, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -131,6 +132,56 @@ def search(
     typer.echo("timings ms: " + ", ".join(f"{k_} {v:.2f}" for k_, v in result.timings_ms.items()))
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question")],
+    index_dir: IndexDirOpt = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="passages given to the generator")] = None,
+    filter_: Annotated[Optional[list[str]], typer.Option("--filter", help="KEY=VALUE; repeatable")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="generator backend: local | openai")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="most tokens generated")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0: greedy")] = None,
+    no_contextualize: Annotated[bool, typer.Option("--no-contextualize", help="the question only after the passages")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the whole result as JSON at the end")] = False,
+) -> None:
+    """Answer a question from the index: streams the answer, then citations, timings and token counts."""
+    from rag.factory import make_answerer
+
+    settings = _settings({
+        "index_dir": index_dir, "generator": {"backend": backend, "max_tokens": max_tokens, "temperature": temperature},
+        "answer": {"max_passages": k, "contextualize": False if no_contextualize else None},
+    })
+    answerer = make_answerer(settings)
+    try:
+        answerer.generator.check()  # load or reach it now, so the timings below are the request's own
+    except RagError:
+        pass  # the answer below reports it, with the passages that were found
+    result = None
+    for kind, value in answerer.stream(question, filters=_parse_filters(filter_ or [])):
+        if kind == "token" and not as_json:
+            typer.echo(value, nl=False)
+        elif kind == "result":
+            result = value
+    if as_json:
+        typer.echo(json.dumps(answer_result_dict(result), indent=2, ensure_ascii=False))
+    else:
+        typer.echo("")
+        for c in result.citations:
+            typer.echo(f"[{c.number}] {c.title} ({c.passage_id}){' (inferred)' if c.inferred else ''}")
+        if result.invalid_citations:
+            typer.echo(f"dropped citations of passages not given: {result.invalid_citations}")
+        u = result.usage
+        if u:
+            typer.echo(f"tokens in {u['tokens_in']}, out {u['tokens_out']}, {u['tokens_per_s']:.1f} tokens/s")
+        typer.echo("timings ms: " + ", ".join(f"{k_} {v:.1f}" for k_, v in result.timings_ms.items()))
+    if result.error:
+        for h in result.search.hits:
+            typer.echo(f"{h.rank:>3}. {h.passage.id}  {h.passage.title}", err=True)
+        typer.secho(f"error: the generator failed ({result.error_kind}): {result.error}; the passages above were found",
+                    err=True, fg="red")
+        raise typer.Exit(1)
+
+
 @app.command("eval")
 def eval_(
     dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv")],
@@ -229,19 +280,6 @@ def _parse_filters(items: list[str]) -> dict[str, str]:
             raise InputError(f"--filter {item!r}: expected KEY=VALUE")
         out[key] = value
     return out
-
-
-def search_result_dict(result) -> dict[str, Any]:
-    return {
-        "query": result.query, "mode": result.mode.value, "generation": result.generation,
-        "hits": [
-            {"rank": h.rank, "score": h.score, "passage_id": h.passage.id, "document_id": h.passage.document_id,
-             "title": h.passage.title, "text": h.passage.text, "source": h.passage.source, "metadata": h.passage.metadata}
-            for h in result.hits
-        ],
-        "truncation": asdict(result.truncation),
-        "timings_ms": result.timings_ms,
-    }
 
 
 def main() -> None:

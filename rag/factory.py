@@ -72,3 +72,32 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
         passage_prefix = e.passage_prefix or built.get("passage_prefix", "")
         encoder = _encoder(model, query_prefix, passage_prefix, e.device, e.max_seq_length, e.torch_threads)
     return Searcher(reader, encoder, settings.retrieval, settings.truncation)
+
+
+def make_generator(settings: Settings):
+    g = settings.generator
+    return _generator(g.backend.value, g.model, g.base_url, g.api_key, g.tokenizer, g.device, g.torch_threads,
+                      g.max_batch, g.max_wait_ms, g.static_cache, str(g.cache_dir), g.timeout_s, g.retries)
+
+
+@lru_cache(maxsize=2)
+def _generator(backend, model, base_url, api_key, tokenizer, device, torch_threads, max_batch, max_wait_ms,
+               static_cache, cache_dir, timeout_s, retries):
+    """One generator per process and configuration (the model loads lazily, once)."""
+    from pathlib import Path
+
+    if backend == "openai":
+        from rag.generators.openai_compat import OpenAIGenerator
+
+        return OpenAIGenerator(base_url, model or "default", api_key, timeout_s, retries=retries, tokenizer=tokenizer)
+    from rag.generators.local import LocalGenerator
+
+    return LocalGenerator(model, device, max_batch, max_wait_ms, static_cache, Path(cache_dir), torch_threads)
+
+
+def make_answerer(settings: Settings, searcher=None, generator=None):
+    from rag.answer import Answerer, params_from
+
+    a = settings.answer
+    return Answerer(searcher or make_searcher(settings), generator or make_generator(settings), params_from(settings),
+                    a.contextualize, a.order, a.max_passages, a.prompt_budget)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.fusion import FusionMethod, Normalization
+from rag.prompts import PassageOrder
 
 
 class BM25Backend(str, Enum):
@@ -82,6 +83,39 @@ class TruncationSettings(BaseModel):
     token_budget: int | None = Field(None, ge=1, description="most passage tokens kept")
 
 
+class GeneratorBackend(str, Enum):
+    local = "local"
+    openai = "openai"
+
+
+class GeneratorSettings(BaseModel):
+    backend: GeneratorBackend = GeneratorBackend.local
+    model: str | None = Field(None, description="local: a transformers folder (default SmolLM2-135M-Instruct); openai: the model name")
+    base_url: str = Field("http://127.0.0.1:8001/v1", description="openai: the server's /v1 URL")
+    api_key: str | None = None
+    tokenizer: str | None = Field(None, description="openai: local tokenizer folder for exact prompt budgets")
+    device: str = "auto"
+    torch_threads: int | None = Field(None, ge=1)
+    max_batch: int = Field(8, ge=1, description="local: most requests per generate call")
+    max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
+    static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
+    cache_dir: Path = Field(Path.home() / ".cache" / "rag-search" / "models", description="converted default model")
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0)
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1, le=4096)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    stop: list[str] = Field(default_factory=list)
+
+
+class AnswerSettings(BaseModel):
+    contextualize: bool = Field(True, description="the question before and after the passages")
+    order: PassageOrder = PassageOrder.rank
+    max_passages: int = Field(5, ge=0, le=50, description="passages given to the generator (after truncation)")
+    prompt_budget: int = Field(1536, ge=64, description="prompt tokens, counted by the generator's tokenizer")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -98,6 +132,8 @@ class Settings(BaseSettings):
     dense: DenseSettings = DenseSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     truncation: TruncationSettings = TruncationSettings()
+    generator: GeneratorSettings = GeneratorSettings()
+    answer: AnswerSettings = AnswerSettings()
 
     tuned_file: Path | None = Field(None, description="fusion settings written by `rag eval --tune`; default INDEX_DIR/tuned.json")
     eval_cache_dir: Path = Path("data/eval-cache")

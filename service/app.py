@@ -10,8 +10,11 @@ from fastapi.responses import JSONResponse
 
 from rag.errors import ConfigError, IndexNotFoundError, InputError, RagError
 from rag.settings import Settings, load_settings
-from service.deps import SearcherHolder
-from service.routes import health, search
+from rag.answer import error_kind
+from rag.generators.errors import GeneratorError
+from service.deps import Lazy
+from service.routes import answer, health, openai, search
+from service.routes.answer import STATUS
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +23,22 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
-def create_app(settings: Settings | None = None, searcher_factory=None) -> FastAPI:
+def create_app(settings: Settings | None = None, searcher_factory=None, generator_factory=None) -> FastAPI:
+    """The app. Factories default to the configured searcher and generator (tests pass fakes)."""
+    from rag import factory
+
     settings = settings or load_settings()
     app = FastAPI(title="rag-search", version="0.1.0", description="Hybrid retrieval-augmented search over your documents.")
-    if searcher_factory is None:
-        from rag.factory import make_searcher
-
-        def searcher_factory():
-            return make_searcher(settings)
-
     app.state.settings = settings
-    app.state.searchers = SearcherHolder(searcher_factory)
-    app.include_router(health.router)
-    app.include_router(search.router)
+    app.state.searcher = Lazy(searcher_factory or (lambda: factory.make_searcher(settings)), refresh=True)
+    app.state.generator = Lazy(generator_factory or (lambda: factory.make_generator(settings)))
+    for module in (health, search, answer, openai):
+        app.include_router(module.router)
+
+    @app.exception_handler(GeneratorError)
+    async def _generator(_: Request, exc: GeneratorError):
+        kind = error_kind(exc)
+        return _error(STATUS[kind], f"generator_{kind}", str(exc))
 
     @app.exception_handler(InputError)
     async def _input(_: Request, exc: InputError):

@@ -53,3 +53,37 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(..., min_length=1, max_length=2000)
+    top_k: int | None = Field(None, ge=1, le=20, description="passages given to the generator")
+    filters: dict[str, FilterValue] | None = None
+    stream: bool = False
+    contextualize: bool | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1, le=2048)
+    repetition_penalty: float | None = Field(None, ge=1, le=2)
+    stop: list[str] | None = Field(None, max_length=4)
+
+
+class ChatMessage(BaseModel):
+    role: str = Field(..., pattern="^(system|user|assistant)$")
+    content: str = Field(..., max_length=32_000)
+
+
+class ChatCompletionRequest(BaseModel):
+    """The subset of OpenAI's chat-completions request that the local generator honours."""
+
+    model: str = "default"
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=64)
+    stream: bool = False
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1, le=2048)
+    stop: list[str] | str | None = None
+    repetition_penalty: float = Field(1.0, ge=1, le=2)
+    stream_options: dict[str, Any] | None = None

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from indexer.sources import open_source
 from rag.encoders.hashing import HashEncoder
+from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import Settings
@@ -24,7 +25,8 @@ def client(tmp_path_factory):
     d = tmp_path_factory.mktemp("idx")
     enc = HashEncoder(dim=256)
     make_job(d, enc).run(open_source(SAMPLE))
-    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc))
+    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc),
+                     generator_factory=EchoGenerator)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 
@@ -106,3 +108,51 @@ def test_rag_serve_over_real_http(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_answer_json_and_sse(client):
+    r = client.post("/v1/answer", json={"question": "Zamioculcas rhizomes watering", "top_k": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["answer"].endswith("[1]") and body["citations"][0]["passage_id"] == body["passages"][0]["passage_id"]
+    assert len(body["passages"]) == 2 and body["usage"]["tokens_out"] > 0 and "generate" in body["timings_ms"]
+    with client.stream("POST", "/v1/answer", json={"question": "compost heap", "stream": True}) as s:
+        assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        events = [line.split(": ", 1)[1] for line in s.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "search" and events[-1] == "final" and events.count("token") >= 2
+
+
+def test_answer_validation(client):
+    assert client.post("/v1/answer", json={"question": ""}).status_code == 422
+    assert client.post("/v1/answer", json={"question": "x", "max_tokens": 0}).status_code == 422
+    r = client.post("/v1/answer", json={"question": "  ", "stream": True})
+    assert r.status_code == 400
+
+
+@pytest.mark.parametrize("exc, status", [("unavailable", 503), ("timeout", 504)])
+def test_generator_down_or_slow_but_search_still_works(tmp_path_factory, exc, status):
+    from rag.generators.errors import GeneratorTimeout, GeneratorUnavailable
+    from tests.test_answer import Failing
+
+    d = tmp_path_factory.mktemp("idx")
+    enc = HashEncoder(dim=256)
+    make_job(d, enc).run(open_source(SAMPLE))
+    err = GeneratorUnavailable("server down") if exc == "unavailable" else GeneratorTimeout("too slow")
+    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc),
+                     generator_factory=lambda: Failing(err))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/answer", json={"question": "compost"})
+        assert r.status_code == status and r.json()["error"]["kind"] == exc and r.json()["search"]["hits"]
+        assert c.post("/v1/search", json={"query": "compost"}).status_code == 200
+        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == status and r.json()["error"]["type"] == f"generator_{exc}"
+
+
+def test_openai_compatible_chat_completions(client):
+    msgs = [{"role": "user", "content": "Passages:\n[1] T\nFirst sentence here. Second.\n\nq"}]
+    r = client.post("/v1/chat/completions", json={"messages": msgs})
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "First sentence here. [1]"
+    with client.stream("POST", "/v1/chat/completions", json={"messages": msgs, "stream": True,
+                                                             "stream_options": {"include_usage": True}}) as s:
+        lines = [x for x in s.iter_lines() if x.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]" and '"usage"' in lines[-2]

@@ -1,0 +1,55 @@
+"""POST /v1/answer: a cited answer as JSON, or as Server-Sent Events (token events, then one final event)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from rag.answer import params_from
+from rag.serialize import answer_result_dict
+from service.deps import AnswererDep, SettingsDep
+from service.schemas import AnswerRequest, ErrorResponse
+
+router = APIRouter(prefix="/v1", tags=["answer"])
+STATUS = {"timeout": 504, "unavailable": 503, "out_of_memory": 503, "failed": 502}
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@router.post("/answer", responses={503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
+async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDep):
+    """Search, truncate, prompt (question before and after the passages), generate, cite.
+
+    When the generator fails, the status is 503 (down, out of memory) or 504 (timeout) and the body
+    still carries the passages retrieval found."""
+    params = params_from(settings, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
+                         repetition_penalty=req.repetition_penalty, stop=tuple(req.stop) if req.stop else None)
+    kw = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize)
+    if not req.stream:
+        result = await run_in_threadpool(answerer.answer, req.question, **kw)
+        body = answer_result_dict(result)
+        return JSONResponse(body, status_code=STATUS[result.error_kind] if result.error else 200)
+
+    # validate and search before the stream starts, so bad input still gets a 4xx status
+    events = answerer.stream(req.question, **kw)
+    first = await run_in_threadpool(next, events)
+
+    async def sse():
+        kind, value = first
+        yield _sse("search", {"hits": len(value.hits), "generation": value.generation})
+        async for kind, value in iterate_in_threadpool(events):
+            if kind == "token":
+                yield _sse("token", {"text": value})
+            elif kind == "result":
+                body = answer_result_dict(value)
+                if value.error:
+                    yield _sse("error", body["error"])
+                yield _sse("final", body)
+
+    return StreamingResponse(sse(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
