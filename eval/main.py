@@ -26,6 +26,27 @@ def parse_retrievers(text: str) -> list[Mode]:
     return [Mode(n) for n in names]
 
 
+def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | None, k_values: list[int]) -> Iterator[str]:
+    """Answer every question of the split with contextualization on and off, at each k."""
+    from eval import answers as ans
+    from rag.factory import make_answerer, make_generator
+
+    ds = load_dataset(dataset, split)
+    gold = ans.load_answers(ds)
+    searcher = open_searcher(ds, settings)
+    answerer = make_answerer(settings, searcher=searcher, generator=make_generator(settings))
+    answerer.generator.check()
+    configs = [ans.evaluate_config(answerer, ds, gold, ctx, k, settings.progress) for ctx in (True, False) for k in k_values]
+    g = settings.generator
+    rep = {"task": "answer", "dataset": ds.name, "split": split, "num_queries": len(ds.queries),
+           "generator": f"{g.backend.value}:{g.model or 'SmolLM2-135M-Instruct'}",
+           "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
+           "retrieval": searcher.retrieval.model_dump(mode="json"), "configs": configs}
+    yield ans.markdown(rep).rstrip()
+    if output is not None:
+        yield "wrote " + ", ".join(map(str, ans.write(rep, output)))
+
+
 def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool) -> Iterator[str]:
     modes = parse_retrievers(retrievers)
     if do_tune:

@@ -194,17 +194,32 @@ def eval_(
     tuned_file: Annotated[Optional[Path], typer.Option(help="tuned settings file to read, or to write with --tune")] = None,
     index_dir: IndexDirOpt = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
+    task: Annotated[str, typer.Option(help="retrieval | answer (needs answers.jsonl)")] = "retrieval",
+    k_values: Annotated[str, typer.Option(help="answer task: passages given to the generator, compared")] = "3,5",
+    max_tokens: Annotated[Optional[int], typer.Option(help="answer task: most tokens generated")] = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
-    """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency)."""
-    from eval.main import evaluate_cmd
+    """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency), or
+    answers (--task answer: EM, F1, contains-gold, citation precision, with contextualization on/off)."""
+    from eval.main import answer_cmd, evaluate_cmd
 
     settings = _settings({
         "index_dir": index_dir, "tuned_file": tuned_file, "eval_cache_dir": cache_dir,
         "progress": False if no_progress else None, "encoder": {"model": model},
         "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
+        "generator": {"max_tokens": max_tokens},
     })
-    for line in evaluate_cmd(settings, dataset, split, retrievers, output, tune):
+    if task == "answer":
+        try:
+            ks = [int(x) for x in k_values.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(f"--k-values {k_values!r}: expected integers like 3,5") from None
+        lines = answer_cmd(settings, dataset, split, output, ks)
+    elif task == "retrieval":
+        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune)
+    else:
+        raise InputError(f"--task {task!r}: choose retrieval or answer")
+    for line in lines:
         typer.echo(line)
 
 

@@ -105,3 +105,25 @@ def test_rag_eval_and_tune_end_to_end(tmp_path):
     assert len(list(cache.iterdir())) == 1  # the index was reused
     r = subprocess.run([*base, "--split", "test", "--tune"], capture_output=True, text=True)
     assert r.returncode == 2 and "refusing to tune" in r.stderr
+
+
+def test_answer_metrics():
+    from eval.answers import contains, exact_match, normalize, token_f1
+
+    assert normalize("The  Answer, is: 42!") == "answer is 42"
+    assert exact_match("the 4.5 to 5.5", ["4.5 to 5.5"]) == 1.0  # articles and punctuation normalised away
+    assert exact_match("4.5 to 6", ["4.5 to 5.5"]) == 0.0
+    assert exact_match("Autumn.", ["autumn"]) == 1.0
+    assert token_f1("plant garlic in autumn", ["autumn"]) == pytest.approx(2 * 0.25 * 1 / 1.25)
+    assert contains("You should plant it in autumn, pointed end up.", ["in autumn"]) == 1.0
+    assert contains("autumnal", ["autumn"]) == 0.0
+
+
+def test_answers_file_is_required(ds_dir):
+    from eval.answers import load_answers
+
+    ds = load_dataset(ds_dir, "test")
+    assert len(load_answers(ds)) >= 19
+    (ds_dir / "answers.jsonl").unlink()
+    with pytest.raises(InputError, match="no answers.jsonl"):
+        load_answers(ds)

@@ -1,0 +1,118 @@
+"""Answer evaluation: exact match and token F1 (SQuAD normalisation), the share of answers that
+contain a gold answer, citation precision (a cited passage belongs to a judged-relevant document)
+and latency, for several prompt/truncation settings side by side."""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.data import Dataset
+from rag.errors import InputError
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: str) -> str:
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(pred: str, golds: list[str]) -> float:
+    return float(any(normalize(pred) == normalize(g) for g in golds))
+
+
+def token_f1(pred: str, golds: list[str]) -> float:
+    best = 0.0
+    p = normalize(pred).split()
+    for g in golds:
+        gt = normalize(g).split()
+        common = sum((Counter(p) & Counter(gt)).values())
+        if common:
+            prec, rec = common / len(p), common / len(gt)
+            best = max(best, 2 * prec * rec / (prec + rec))
+    return best
+
+
+def contains(pred: str, golds: list[str]) -> float:
+    n = f" {normalize(pred)} "
+    return float(any(f" {normalize(g)} " in n for g in golds if normalize(g)))
+
+
+def load_answers(ds: Dataset) -> dict[str, list[str]]:
+    path = ds.path / "answers.jsonl"
+    if not path.is_file():
+        raise InputError(f"dataset {str(ds.path)!r} has no answers.jsonl ({{\"_id\": query id, \"answers\": [...]}} a line)")
+    out = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            out[str(obj["_id"])] = [str(a) for a in obj["answers"]]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise InputError(f"{path}:{lineno}: expected {{\"_id\": ..., \"answers\": [...]}}") from None
+    missing = [q for q in ds.queries if q not in out]
+    if missing:
+        raise InputError(f"{path}: no answers for {len(missing)} query id(s) of split {ds.split!r}, e.g. {missing[:5]}")
+    return out
+
+
+def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contextualize: bool, k: int,
+                    progress: bool = True) -> dict[str, Any]:
+    rows, lat, tps, cited, cited_ok = [], [], [], 0, 0
+    for qid, question in tqdm(ds.queries.items(), desc=f"answer ctx={contextualize} k={k}", disable=not progress):
+        t = time.perf_counter()
+        r = answerer.answer(question, k=k, contextualize=contextualize)
+        lat.append((time.perf_counter() - t) * 1000)
+        if r.error:
+            raise InputError(f"generation failed during the evaluation: {r.error}")
+        gold_docs = {d for d, g in ds.qrels.get(qid, {}).items() if g > 0}
+        cited += len(r.citations)
+        cited_ok += sum(c.document_id in gold_docs for c in r.citations)
+        tps.append(r.usage.get("tokens_per_s", 0.0))
+        rows.append({"id": qid, "question": question, "answer": r.answer, "gold": answers[qid],
+                     "em": exact_match(r.answer, answers[qid]), "f1": token_f1(r.answer, answers[qid]),
+                     "contains": contains(r.answer, answers[qid]),
+                     "cited": [c.document_id for c in r.citations], "inferred": any(c.inferred for c in r.citations),
+                     "gold_in_prompt": any(p.document_id in gold_docs for p in r.passages)})
+    n = len(rows)
+    return {
+        "contextualize": contextualize, "k": k, "questions": n,
+        "exact_match": round(sum(r["em"] for r in rows) / n, 4), "f1": round(sum(r["f1"] for r in rows) / n, 4),
+        "contains_gold": round(sum(r["contains"] for r in rows) / n, 4),
+        "citation_precision": round(cited_ok / cited, 4) if cited else 0.0,
+        "citations_inferred": round(sum(r["inferred"] for r in rows) / n, 4),
+        "gold_passage_in_prompt": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
+        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
+        "tokens_per_s_p50": round(float(np.percentile(tps, 50)), 2),
+        "answers": rows,
+    }
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"**{report['dataset']}** / {report['split']} ({report['num_queries']} questions), generator {report['generator']}", "",
+             "| contextualize | k | EM | F1 | contains gold | citation precision | inferred | gold in prompt | p50 ms | p95 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in report["configs"]:
+        lines.append(f"| {'on' if c['contextualize'] else 'off'} | {c['k']} | {c['exact_match']:.3f} | {c['f1']:.3f} | "
+                     f"{c['contains_gold']:.3f} | {c['citation_precision']:.3f} | {c['citations_inferred']:.3f} | "
+                     f"{c['gold_passage_in_prompt']:.3f} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    md = output.with_suffix(".md")
+    md.write_text(markdown(report))
+    return output, md
