@@ -18,7 +18,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     hyb = report["results"].get("hybrid", {}).get("latency_ms", {})
     if "rest_p50" in hyb:
-        lines += ["", f"hybrid p50: query encoder {hyb['encode_p50']:.2f} ms + the rest (BM25, HNSW, fusion) {hyb['rest_p50']:.2f} ms"]
+        lines += ["", f"hybrid p50: query encoder {hyb['encode_p50']:.2f} ms + the rest (BM25, dense search, fusion) {hyb['rest_p50']:.2f} ms"]
     return "\n".join(lines) + "\n"
 
 
