@@ -228,7 +228,7 @@ def train(
     dataset: Annotated[Path, typer.Option(help="BEIR folder with the corpus and (for qrels) a train split")],
     output: Annotated[Path, typer.Option(help="new folder for the fine-tuned model (must not exist)")],
     split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
-    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap (comma-separated)")] = "qrels",
+    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap, feedback (comma-separated)")] = "qrels",
     negatives: Annotated[int, typer.Option(help="BM25 hard negatives per pair (0: in-batch negatives only)")] = 1,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
     window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,

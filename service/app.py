@@ -13,7 +13,7 @@ from rag.settings import Settings, load_settings
 from rag.answer import error_kind
 from rag.generators.errors import GeneratorError
 from service.deps import Lazy
-from service.routes import answer, health, openai, search
+from service.routes import answer, feedback, health, openai, search
 from service.routes.answer import STATUS
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.state.settings = settings
     app.state.searcher = Lazy(searcher_factory or (lambda: factory.make_searcher(settings)), refresh=True)
     app.state.generator = Lazy(generator_factory or (lambda: factory.make_generator(settings)))
-    for module in (health, search, answer, openai):
+    app.state.store = Lazy(lambda: factory.make_store(settings))
+    for module in (health, search, answer, openai, feedback):
         app.include_router(module.router)
 
     @app.exception_handler(GeneratorError)

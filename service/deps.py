@@ -12,6 +12,7 @@ from rag.answer import Answerer
 from rag.generators.base import Generator
 from rag.search import Searcher
 from rag.settings import Settings
+from rag.store.sql import DocumentStore
 
 REFRESH_EVERY_S = 1.0
 
@@ -53,6 +54,10 @@ def get_generator(request: Request) -> Generator:
     return request.app.state.generator.get()
 
 
+def get_store(request: Request):
+    return request.app.state.store.get()
+
+
 def get_answerer(request: Request, searcher: Annotated[Searcher, Depends(get_searcher)]) -> Answerer:
     from rag.factory import make_answerer
 
@@ -63,3 +68,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
+StoreDep = Annotated[DocumentStore, Depends(get_store)]

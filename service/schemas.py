@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,3 +87,15 @@ class ChatCompletionRequest(BaseModel):
     stop: list[str] | str | None = None
     repetition_penalty: float = Field(1.0, ge=1, le=2)
     stream_options: dict[str, Any] | None = None
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=2000)
+    passage_id: str = Field(..., min_length=1, max_length=544)
+    signal: Literal["click", "useful", "not_useful"]
+
+
+class FeedbackResponse(BaseModel):
+    id: int

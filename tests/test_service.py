@@ -156,3 +156,12 @@ def test_openai_compatible_chat_completions(client):
                                                              "stream_options": {"include_usage": True}}) as s:
         lines = [x for x in s.iter_lines() if x.startswith("data: ")]
     assert lines[-1] == "data: [DONE]" and '"usage"' in lines[-2]
+
+
+def test_feedback_is_stored(client, tmp_path):
+    r = client.post("/v1/feedback", json={"query": "zz plant water", "passage_id": "garden-005#0", "signal": "useful"})
+    assert r.status_code == 201 and r.json()["id"] >= 1
+    assert client.post("/v1/feedback", json={"query": "q", "passage_id": "nope#0", "signal": "click"}).status_code == 400
+    assert client.post("/v1/feedback", json={"query": "q", "passage_id": "garden-005#0", "signal": "love"}).status_code == 422
+    store = client.app.state.store.get()
+    assert ("zz plant water", "garden-005#0") in [(q, p) for q, p, _, _ in store.positive_feedback()]

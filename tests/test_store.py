@@ -14,9 +14,9 @@ def write(store, doc_id, chunks, title="T", meta=None, h="h1"):
 
 def test_schema_is_migrated_by_alembic(store):
     tables = set(inspect(store.engine).get_table_names())
-    assert {"documents", "passages", "alembic_version"} <= tables
+    assert {"documents", "passages", "feedback", "alembic_version"} <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
     DocumentStore(store.url).close()  # migrating twice is a no-op
 
 
@@ -56,3 +56,12 @@ def test_unicode_and_json_roundtrip(store):
     write(store, "d/ü", ["naïve café ☕"], title="Tïtle", meta={"tags": ["x", "ÿ"], "n": 3})
     p = next(store.iter_passages())
     assert (p.id, p.text, p.title, p.metadata) == ("d/ü#0", "naïve café ☕", "Tïtle", {"tags": ["x", "ÿ"], "n": 3})
+
+
+def test_feedback_positive_signals(store):
+    write(store, "d1", ["alpha text", "beta text"])
+    store.add_feedback("q one", "d1#1", "useful")
+    store.add_feedback("q two", "d1#0", "not_useful")
+    store.add_feedback("q three", "d1#0", "click")
+    store.add_feedback("q four", "gone#0", "useful")  # a passage that no longer exists
+    assert store.positive_feedback() == [("q one", "d1#1", "T", "beta text"), ("q three", "d1#0", "T", "alpha text")]

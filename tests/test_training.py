@@ -113,3 +113,17 @@ def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
     r = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),
                         "--retrievers", "dense", "--cache-dir", str(cache), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0 and "| dense |" in r.stdout
+
+
+def test_feedback_pairs_come_from_positive_signals(tmp_path):
+    from rag.store.sql import DocumentStore
+    from training.data import feedback_pairs
+
+    d = tmp_path / "idx"
+    make_job(d, HashEncoder()).run(open_source(SAMPLE))
+    store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
+    store.add_feedback("when to plant garlic", "garden-043#0", "useful")
+    store.add_feedback("garlic", "garden-043#0", "not_useful")
+    (p,) = feedback_pairs(store)
+    assert (p.query, p.positive_id, p.source) == ("when to plant garlic", "garden-043#0", "feedback")
+    assert p.positive.startswith("Growing garlic\n")

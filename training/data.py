@@ -20,7 +20,7 @@ class Pair:
     query: str
     positive_id: str  # passage id
     positive: str  # passage text as the encoder reads it (title + text)
-    source: str  # "qrels" | "bootstrap"
+    source: str  # "qrels" | "bootstrap" | "feedback"
 
 
 def passages_of_documents(searcher: Searcher) -> dict[str, list[str]]:
@@ -74,6 +74,12 @@ def bootstrap_pairs(searcher: Searcher, limit: int | None = None, top_k: int = 3
         if pid in {h.passage_id for h in searcher.reader.bm25.search(query, top_k)}:
             pairs.append(Pair(f"boot-{pid}", query, pid, body, "bootstrap"))
     return pairs
+
+
+def feedback_pairs(store) -> list[Pair]:
+    """Positive user feedback (click, useful) stored by the service: (query, passage) pairs."""
+    return [Pair(f"fb-{i}", q, pid, f"{title}\n{text}" if title else text, "feedback")
+            for i, (q, pid, title, text) in enumerate(store.positive_feedback())]
 
 
 def split_dev(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

@@ -12,11 +12,11 @@ from eval.runner import open_searcher
 from rag.errors import InputError
 from rag.settings import Settings
 from training import mining
-from training.data import bootstrap_pairs, qrels_pairs, split_dev
+from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev
 from training.trainer import TrainReport, TrainSettings, check_output, train
 
 log = logging.getLogger(__name__)
-SOURCES = ("qrels", "bootstrap")
+SOURCES = ("qrels", "bootstrap", "feedback")
 
 
 def run_training(
@@ -43,6 +43,10 @@ def run_training(
         pairs += qrels_pairs(ds, searcher)
     if "bootstrap" in sources:
         pairs += bootstrap_pairs(searcher, bootstrap_limit, seed=ts.seed)
+    if "feedback" in sources:
+        from rag.factory import make_store
+
+        pairs += feedback_pairs(make_store(settings))  # the serving store's feedback (settings.database_url)
     if not pairs:
         raise InputError("no training pairs could be assembled")
     train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)

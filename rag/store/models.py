@@ -44,3 +44,13 @@ class PassageRow(Base):
     # never re-encoded, and a killed job resumes where its last committed batch ended.
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     embedding_model: Mapped[str | None] = mapped_column(String(256), nullable=True, index=True)
+
+
+class FeedbackRow(Base):
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    query: Mapped[str] = mapped_column(Text)
+    passage_id: Mapped[str] = mapped_column(String(544), index=True)
+    signal: Mapped[str] = mapped_column(String(16))  # click | useful | not_useful
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

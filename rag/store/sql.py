@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import ConfigError
-from rag.store.models import DocumentRow, PassageRow, utcnow
+from rag.store.models import DocumentRow, FeedbackRow, PassageRow, utcnow
 from rag.types import Chunk, SourceDocument
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,28 @@ class DocumentStore:
             docs = s.scalar(select(func.count()).select_from(DocumentRow)) or 0
             passages = s.scalar(select(func.count()).select_from(PassageRow)) or 0
             return docs, passages
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def add_feedback(self, query: str, passage_id: str, signal: str) -> int:
+        with self.session() as s, s.begin():
+            row = FeedbackRow(query=query, passage_id=passage_id, signal=signal, created_at=utcnow())
+            s.add(row)
+            s.flush()
+            return int(row.id)
+
+    def positive_feedback(self) -> list[tuple[str, str, str, str]]:
+        """(query, passage id, document title, passage text) for every click or useful signal on a
+        passage that still exists."""
+        with self.session() as s:
+            rows = s.execute(
+                select(FeedbackRow.query, PassageRow.id, DocumentRow.title, PassageRow.text)
+                .join(PassageRow, PassageRow.id == FeedbackRow.passage_id)
+                .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
+                .where(FeedbackRow.signal.in_(("click", "useful")))
+                .order_by(FeedbackRow.id)
+            )
+            return [tuple(r) for r in rows]
 
     # -- vectors -------------------------------------------------------------------------------
 
