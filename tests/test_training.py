@@ -122,8 +122,8 @@ def test_feedback_pairs_come_from_positive_signals(tmp_path):
     d = tmp_path / "idx"
     make_job(d, HashEncoder()).run(open_source(SAMPLE))
     store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
-    store.add_feedback("when to plant garlic", "garden-043#0", "useful")
-    store.add_feedback("garlic", "garden-043#0", "not_useful")
+    store.add_feedback("when to plant garlic", "garden-042#0", "useful")
+    store.add_feedback("garlic", "garden-042#0", "not_useful")
     (p,) = feedback_pairs(store)
-    assert (p.query, p.positive_id, p.source) == ("when to plant garlic", "garden-043#0", "feedback")
+    assert (p.query, p.positive_id, p.source) == ("when to plant garlic", "garden-042#0", "feedback")
     assert p.positive.startswith("Growing garlic\n")
