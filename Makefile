@@ -21,9 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-## index the shipped sample corpus and serve it on http://$(HOST):$(PORT)
+## index the shipped sample corpus and serve it on http://$(HOST):$(PORT) (auth off: a loopback demo)
 serve: index
-	$(RAG) serve --index-dir $(INDEX_DIR) --host $(HOST) --port $(PORT)
+	RAG_AUTH__ENABLED=false $(RAG) serve --index-dir $(INDEX_DIR) --host $(HOST) --port $(PORT)
 
 index: venv
 	$(RAG) index rag/sample_data/garden --index-dir $(INDEX_DIR)

@@ -116,6 +116,16 @@ class AnswerSettings(BaseModel):
     prompt_budget: int = Field(1536, ge=64, description="prompt tokens, counted by the generator's tokenizer")
 
 
+class AuthSettings(BaseModel):
+    enabled: bool = Field(True, description="off only by this explicit setting (the loopback demo)")
+    rate_per_s: float = Field(20.0, gt=0, description="requests a second per key, on average")
+    burst: int = Field(40, ge=1)
+
+
+class LimitSettings(BaseModel):
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAG_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -134,6 +144,8 @@ class Settings(BaseSettings):
     truncation: TruncationSettings = TruncationSettings()
     generator: GeneratorSettings = GeneratorSettings()
     answer: AnswerSettings = AnswerSettings()
+    auth: AuthSettings = AuthSettings()
+    limits: LimitSettings = LimitSettings()
 
     tuned_file: Path | None = Field(None, description="fusion settings written by `rag eval --tune`; default INDEX_DIR/tuned.json")
     eval_cache_dir: Path = Path("data/eval-cache")

@@ -7,12 +7,14 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import ConfigError, IndexNotFoundError, InputError, RagError
 from rag.settings import Settings, load_settings
 from rag.answer import error_kind
 from rag.generators.errors import GeneratorError
-from service.deps import Lazy
+from rag.auth import RateLimiter
+from service.deps import Lazy, ReadKey, WriteKey
 from service.routes import answer, feedback, health, openai, search
 from service.routes.answer import STATUS
 
@@ -33,8 +35,25 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.state.searcher = Lazy(searcher_factory or (lambda: factory.make_searcher(settings)), refresh=True)
     app.state.generator = Lazy(generator_factory or (lambda: factory.make_generator(settings)))
     app.state.store = Lazy(lambda: factory.make_store(settings))
-    for module in (health, search, answer, openai, feedback):
-        app.include_router(module.router)
+    app.state.limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst)
+    app.include_router(health.router)
+    for module in (search, answer, openai):
+        app.include_router(module.router, dependencies=[ReadKey])
+    app.include_router(feedback.router, dependencies=[WriteKey])
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next):
+        size = request.headers.get("content-length")
+        if size is not None and size.isdigit() and int(size) > settings.limits.max_body_bytes:
+            return _error(413, "too_large", f"request body over {settings.limits.max_body_bytes} bytes")
+        return await call_next(request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}
+        r = _error(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail))
+        r.headers.update(exc.headers or {})
+        return r
 
     @app.exception_handler(GeneratorError)
     async def _generator(_: Request, exc: GeneratorError):

@@ -6,9 +6,10 @@ import threading
 import time
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, HTTPException, Request
 
 from rag.answer import Answerer
+from rag.auth import ApiKey, Scope, verify
 from rag.generators.base import Generator
 from rag.search import Searcher
 from rag.settings import Settings
@@ -69,3 +70,33 @@ SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 StoreDep = Annotated[DocumentStore, Depends(get_store)]
+
+
+def require(scope: Scope):
+    """A dependency: the request's API key must exist, be unrevoked, allow ``scope`` and be under its
+    rate limit. Auth off (an explicit setting) lets every request through."""
+
+    def check(request: Request, authorization: Annotated[str | None, Header()] = None,
+              x_api_key: Annotated[str | None, Header()] = None) -> ApiKey | None:
+        settings: Settings = request.app.state.settings
+        if not settings.auth.enabled:
+            return None
+        token = x_api_key or (authorization[7:].strip() if authorization and authorization.lower().startswith("bearer ") else None)
+        if not token:
+            raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                                headers={"WWW-Authenticate": "Bearer"})
+        key = verify(request.app.state.store.get(), token)
+        if key is None:
+            raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
+        if not key.scope.allows(scope):
+            raise HTTPException(403, f"this key's scope is {key.scope.value!r}; {scope.value!r} is needed")
+        allowed, wait = request.app.state.limiter.allow(key.id)
+        if not allowed:
+            raise HTTPException(429, f"rate limit exceeded for key {key.id}", headers={"Retry-After": str(max(1, round(wait)))})
+        return key
+
+    return Depends(check)
+
+
+ReadKey = require(Scope.read)
+WriteKey = require(Scope.write)

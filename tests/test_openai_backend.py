@@ -64,7 +64,7 @@ class Flaky(EchoGenerator):
 @pytest.fixture
 def echo_server(tmp_path):
     port = free_port()
-    app = create_app(Settings(index_dir=tmp_path), generator_factory=Flaky)
+    app = create_app(Settings(index_dir=tmp_path, auth={"enabled": False}), generator_factory=Flaky)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
@@ -92,7 +92,7 @@ def test_openai_backend_against_rag_serve_with_the_local_generator(tmp_path):
     from rag.generators.local import LocalGenerator
 
     port = free_port()
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_GENERATOR__TORCH_THREADS": "1"}
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_GENERATOR__TORCH_THREADS": "1", "RAG_AUTH__ENABLED": "false"}
     proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -25,7 +25,7 @@ def client(tmp_path_factory):
     d = tmp_path_factory.mktemp("idx")
     enc = HashEncoder(dim=256)
     make_job(d, enc).run(open_source(SAMPLE))
-    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc),
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}), searcher_factory=lambda: Searcher(IndexReader(d), enc),
                      generator_factory=EchoGenerator)
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
@@ -68,7 +68,7 @@ def test_health_and_readiness(client):
 
 
 def test_no_index_gives_503_not_a_traceback(tmp_path):
-    with TestClient(create_app(Settings(index_dir=tmp_path / "none")), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Settings(index_dir=tmp_path / "none", auth={"enabled": False})), raise_server_exceptions=False) as c:
         r = c.post("/v1/search", json={"query": "x"})
         assert r.status_code == 503 and "rag index" in r.json()["error"]["message"]
         assert c.get("/readyz").status_code == 503
@@ -83,7 +83,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_rag_serve_over_real_http(tmp_path):
     """Integration: `rag index` + `rag serve` (uvicorn) with the real encoder and Lucene, over loopback HTTP."""
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path)}
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_AUTH__ENABLED": "false"}
     subprocess.run([sys.executable, "-m", "rag", "index", str(SAMPLE), "--no-progress"], check=True, env=env, capture_output=True)
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
@@ -138,7 +138,7 @@ def test_generator_down_or_slow_but_search_still_works(tmp_path_factory, exc, st
     enc = HashEncoder(dim=256)
     make_job(d, enc).run(open_source(SAMPLE))
     err = GeneratorUnavailable("server down") if exc == "unavailable" else GeneratorTimeout("too slow")
-    app = create_app(Settings(index_dir=d), searcher_factory=lambda: Searcher(IndexReader(d), enc),
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}), searcher_factory=lambda: Searcher(IndexReader(d), enc),
                      generator_factory=lambda: Failing(err))
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.post("/v1/answer", json={"question": "compost"})

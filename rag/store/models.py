@@ -54,3 +54,14 @@ class FeedbackRow(Base):
     passage_id: Mapped[str] = mapped_column(String(544), index=True)
     signal: Mapped[str] = mapped_column(String(16))  # click | useful | not_useful
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # public part of the key
+    name: Mapped[str] = mapped_column(String(200), default="")
+    key_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the secret part
+    scope: Mapped[str] = mapped_column(String(16))  # read | write | admin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

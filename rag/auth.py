@@ -1,0 +1,91 @@
+"""API keys: ``rag_<id>_<secret>``; only sha256(secret) is stored. Scopes are ordered:
+read < write < admin (a write key can also read)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from sqlalchemy import select, update
+
+from rag.errors import InputError
+from rag.store.models import ApiKeyRow, utcnow
+from rag.store.sql import DocumentStore
+
+
+class Scope(str, Enum):
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+    def allows(self, needed: "Scope") -> bool:
+        order = [Scope.read, Scope.write, Scope.admin]
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: Scope
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(store: DocumentStore, scope: Scope, name: str = "") -> tuple[ApiKey, str]:
+    """A new key; the returned token is shown once and never stored."""
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    with store.session() as s, s.begin():
+        s.add(ApiKeyRow(id=key_id, name=name, key_hash=_hash(secret), scope=Scope(scope).value, created_at=utcnow()))
+    return ApiKey(key_id, name, Scope(scope)), f"rag_{key_id}_{secret}"
+
+
+def verify(store: DocumentStore, token: str) -> ApiKey | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != "rag":
+        return None
+    with store.session() as s:
+        row = s.get(ApiKeyRow, parts[1])
+    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(parts[2])):
+        return None
+    return ApiKey(row.id, row.name, Scope(row.scope))
+
+
+def list_keys(store: DocumentStore) -> list[dict]:
+    with store.session() as s:
+        return [{"id": r.id, "name": r.name, "scope": r.scope, "created_at": r.created_at.isoformat(),
+                 "revoked": r.revoked_at is not None} for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+
+
+def revoke(store: DocumentStore, key_id: str) -> None:
+    with store.session() as s, s.begin():
+        if s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(revoked_at=utcnow())).rowcount == 0:
+            raise InputError(f"no API key with id {key_id!r}")
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate`` requests a second on average, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> tuple[bool, float]:
+        """(allowed, seconds until the next request would be allowed)."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (float(self.burst), now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return True, 0.0
+            self._buckets[key] = (tokens, now)
+            return False, (1 - tokens) / self.rate
