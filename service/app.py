@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import ConfigError, IndexNotFoundError, InputError, RagError
@@ -15,6 +17,7 @@ from rag.answer import error_kind
 from rag.generators.errors import GeneratorError
 from rag.auth import RateLimiter
 from service.deps import Lazy, ReadKey, WriteKey
+from service.metrics import Metrics
 from service.routes import answer, feedback, health, openai, search
 from service.routes.answer import STATUS
 
@@ -41,12 +44,26 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
         app.include_router(module.router, dependencies=[ReadKey])
     app.include_router(feedback.router, dependencies=[WriteKey])
 
+    app.state.metrics = metrics = Metrics()
+
+    @app.get("/metrics", include_in_schema=False)
+    def _metrics() -> Response:
+        if app.state.searcher.loaded:
+            metrics.passages.set(len(app.state.searcher.get().reader.docstore))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.middleware("http")
-    async def _body_limit(request: Request, call_next):
+    async def _limits_and_metrics(request: Request, call_next):
         size = request.headers.get("content-length")
         if size is not None and size.isdigit() and int(size) > settings.limits.max_body_bytes:
             return _error(413, "too_large", f"request body over {settings.limits.max_body_bytes} bytes")
-        return await call_next(request)
+        t = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(time.perf_counter() - t)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):

@@ -165,3 +165,14 @@ def test_feedback_is_stored(client, tmp_path):
     assert client.post("/v1/feedback", json={"query": "q", "passage_id": "garden-005#0", "signal": "love"}).status_code == 422
     store = client.app.state.store.get()
     assert ("zz plant water", "garden-005#0") in [(q, p) for q, p, _, _ in store.positive_feedback()]
+
+
+def test_prometheus_metrics(client):
+    client.post("/v1/search", json={"query": "compost"})
+    client.post("/v1/answer", json={"question": "compost heap"})
+    text = client.get("/metrics").text
+    assert 'rag_http_requests_total{method="POST",route="/v1/search",status="200"}' in text
+    assert 'rag_stage_seconds_bucket{le="0.005",stage="search.bm25"}' in text
+    assert 'stage="generate"' in text and "rag_generation_tokens_total" in text
+    passages = [line for line in text.splitlines() if line.startswith("rag_index_passages ")]
+    assert passages and float(passages[0].split()[1]) > 113

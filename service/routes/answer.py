@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -23,7 +23,7 @@ def _sse(event: str, data: Any) -> str:
 
 
 @router.post("/answer", responses={503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
-async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDep):
+async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDep, request: Request):
     """Search, truncate, prompt (question before and after the passages), generate, cite.
 
     When the generator fails, the status is 503 (down, out of memory) or 504 (timeout) and the body
@@ -31,8 +31,18 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
     params = params_from(settings, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
                          repetition_penalty=req.repetition_penalty, stop=tuple(req.stop) if req.stop else None)
     kw = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize)
+    metrics = request.app.state.metrics
+
+    def observe(result) -> None:
+        metrics.observe_stages(result.timings_ms)
+        if result.usage:
+            metrics.tokens.inc(result.usage["tokens_out"])
+            if result.usage["tokens_per_s"]:
+                metrics.tokens_per_s.observe(result.usage["tokens_per_s"])
+
     if not req.stream:
         result = await run_in_threadpool(answerer.answer, req.question, **kw)
+        observe(result)
         body = answer_result_dict(result)
         return JSONResponse(body, status_code=STATUS[result.error_kind] if result.error else 200)
 
@@ -47,6 +57,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
             if kind == "token":
                 yield _sse("token", {"text": value})
             elif kind == "result":
+                observe(value)
                 body = answer_result_dict(value)
                 if value.error:
                     yield _sse("error", body["error"])
