@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indexer.sources import Source
+from indexer.sources import RecordsSource, Source
 from rag import generations as gens
 from rag.bm25 import build_bm25
 from rag.chunking import Chunker, text_hash
@@ -70,15 +70,24 @@ class IndexJob:
     #: documents written per SQL transaction
     write_every: int = 256
     progress: bool = True
+    #: called with (stage, done, total) as the job advances (the API's job status)
+    on_progress: Callable[[str, int, int], None] | None = None
     summary: IndexSummary = field(default_factory=IndexSummary)
 
-    def run(self, source: Source | None, sync: bool = False, strict: bool = False) -> IndexSummary:
-        """Index ``source`` (None: only re-encode / rebuild from what the store holds)."""
+    def run(
+        self, source: Source | RecordsSource | None, sync: bool = False, strict: bool = False,
+        delete: list[str] | None = None,
+    ) -> IndexSummary:
+        """Index ``source`` (None: only re-encode / rebuild from what the store holds); ``delete``
+        removes documents by id first."""
         self.summary = IndexSummary()
         self._stage = Timer(scale=1.0, totals=self.summary.seconds)
         with gens.job_lock(self.index_dir):
             with self._stage("load model"):
                 self.encoder.count_tokens("warm up")  # loads the model now, so its time is not charged elsewhere
+            if delete:
+                with self._stage("store"):
+                    self.summary.deleted += self.store.delete_documents(delete)
             if source is not None:
                 if strict:
                     with self._stage("validate"):
@@ -129,7 +138,7 @@ class IndexJob:
         if sync:
             gone = [doc_id for doc_id, (src, _) in known.items() if src == source.key and doc_id not in seen]
             with self._stage("store"):
-                s.deleted = self.store.delete_documents(gone)
+                s.deleted += self.store.delete_documents(gone)
 
     def _write(self, pending: list[DocumentWrite]) -> None:
         with self._stage("store"):
@@ -151,6 +160,8 @@ class IndexJob:
                 self.store.set_vectors(key, [(pid, v.tobytes()) for (pid, _, _), v in zip(rows, vecs, strict=True)])
             self.summary.passages_encoded += len(rows)
             bar.update(len(rows))
+            if self.on_progress:
+                self.on_progress("encode", self.summary.passages_encoded, len(missing))
         bar.close()
 
     def _fingerprints(self) -> tuple[str, str]:
@@ -172,6 +183,8 @@ class IndexJob:
         }
 
     def _build_and_publish(self) -> None:
+        if self.on_progress:
+            self.on_progress("publish", 0, 1)
         with self._stage("store"):
             passages_fp, fingerprint = self._fingerprints()
         current = gens.current_generation(self.index_dir)

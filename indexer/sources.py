@@ -46,6 +46,17 @@ class Source:
             yield rec
 
 
+class RecordsSource:
+    """Documents given in memory (the API's batch upsert), under the source key ``key``."""
+
+    def __init__(self, key: str, docs: list[SourceDocument]) -> None:
+        self.key = key
+        self.docs = docs
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.docs)
+
+
 def open_source(path: str | Path) -> Source:
     """Detect the format: a BEIR folder (corpus.jsonl), a JSONL file, or a folder of text files."""
     p = Path(path)

@@ -10,9 +10,12 @@ from rag.settings import Settings
 from rag.store.sql import DocumentStore
 
 
-def make_encoder(settings: Settings) -> Encoder:
+def make_encoder(settings: Settings, shared: bool = True) -> Encoder:
+    """The process's encoder for these settings; ``shared=False`` gives a private instance (a
+    background job's, so that searches never wait behind its batches)."""
     e = settings.encoder
-    return _encoder(e.model, e.query_prefix, e.passage_prefix, e.device, e.max_seq_length, e.torch_threads)
+    args = (e.model, e.query_prefix, e.passage_prefix, e.device, e.max_seq_length, e.torch_threads)
+    return _encoder(*args) if shared else _encoder.__wrapped__(*args)
 
 
 @lru_cache(maxsize=4)
@@ -64,14 +67,18 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
     from rag.search import Searcher
 
     reader = make_reader(settings)
-    if encoder is None:
-        e = settings.encoder
-        built = reader.manifest["encoder"]
-        model = e.model or built.get("model")
-        query_prefix = e.query_prefix or built.get("query_prefix", "")
-        passage_prefix = e.passage_prefix or built.get("passage_prefix", "")
-        encoder = _encoder(model, query_prefix, passage_prefix, e.device, e.max_seq_length, e.torch_threads)
+    encoder = encoder or index_encoder(settings, reader.manifest)
     return Searcher(reader, encoder, settings.retrieval, settings.truncation)
+
+
+def index_encoder(settings: Settings, manifest: dict | None, shared: bool = True) -> Encoder:
+    """The encoder an index was built with (model folder, prefixes from its manifest) unless settings
+    name one explicitly; the configured encoder when there is no index yet."""
+    e = settings.encoder
+    built = (manifest or {}).get("encoder", {})
+    args = (e.model or built.get("model"), e.query_prefix or built.get("query_prefix", ""),
+            e.passage_prefix or built.get("passage_prefix", ""), e.device, e.max_seq_length, e.torch_threads)
+    return _encoder(*args) if shared else _encoder.__wrapped__(*args)
 
 
 def make_generator(settings: Settings):

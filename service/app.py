@@ -18,7 +18,8 @@ from rag.generators.errors import GeneratorError
 from rag.auth import RateLimiter
 from service.deps import Lazy, ReadKey, WriteKey
 from service.metrics import Metrics
-from service.routes import answer, feedback, health, openai, search
+from service.jobs import JobRunner
+from service.routes import answer, documents, feedback, health, openai, search
 from service.routes.answer import STATUS
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
-def create_app(settings: Settings | None = None, searcher_factory=None, generator_factory=None) -> FastAPI:
+def create_app(settings: Settings | None = None, searcher_factory=None, generator_factory=None,
+               encoder_factory=None) -> FastAPI:
     """The app. Factories default to the configured searcher and generator (tests pass fakes)."""
     from rag import factory
 
@@ -43,6 +45,18 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     for module in (search, answer, openai):
         app.include_router(module.router, dependencies=[ReadKey])
     app.include_router(feedback.router, dependencies=[WriteKey])
+    app.include_router(documents.router, dependencies=[WriteKey])
+
+    def job_encoder():
+        from rag import generations as gens
+
+        gen = gens.current_generation(settings.index_dir)
+        manifest = gens.read_manifest(gen) if gen is not None and gen.is_dir() else None
+        if encoder_factory is not None:
+            return encoder_factory()
+        return factory.index_encoder(settings, manifest, shared=False)
+
+    app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
     app.state.metrics = metrics = Metrics()
 

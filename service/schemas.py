@@ -99,3 +99,34 @@ class FeedbackRequest(BaseModel):
 
 class FeedbackResponse(BaseModel):
     id: int
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(..., min_length=1, max_length=512)
+    title: str = Field("", max_length=2000)
+    text: str = Field(..., min_length=1, max_length=1_000_000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class DocumentsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[DocumentIn] = Field(..., min_length=1, max_length=1000)
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    status: str
+    submitted: int
+    progress: dict[str, Any]
+    error: str | None
+    created_at: str
+    updated_at: str

@@ -1,4 +1,5 @@
 import json
+import time
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import Settings
+from rag.store.sql import DocumentStore
 from service import create_app
 from tests.conftest import SAMPLE, make_job
 
@@ -176,3 +178,43 @@ def test_prometheus_metrics(client):
     assert 'stage="generate"' in text and "rag_generation_tokens_total" in text
     passages = [line for line in text.splitlines() if line.startswith("rag_index_passages ")]
     assert passages and float(passages[0].split()[1]) > 113
+
+
+def test_documents_upsert_delete_and_jobs(tmp_path):
+    d = tmp_path / "idx"
+    enc = HashEncoder(dim=256)
+    make_job(d, enc, chunk={"enabled": False}).run(open_source(SAMPLE))
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}, chunking={"enabled": False}),
+                     searcher_factory=lambda: Searcher(IndexReader(d), enc), generator_factory=EchoGenerator,
+                     encoder_factory=lambda: enc)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        def wait(job_url):
+            for _ in range(200):
+                job = c.get(job_url).json()
+                if job["status"] in ("done", "failed"):
+                    return job
+                time.sleep(0.05)
+            raise AssertionError("job did not finish")
+
+        before = c.get("/readyz").json()["generation"]
+        docs = [{"id": f"new-{i}", "title": f"Zebrafish {i}", "text": f"zebrafish aquarium heater number{i}"} for i in range(3)]
+        r = c.post("/v1/documents", json={"documents": docs})
+        assert r.status_code == 202
+        job = wait(r.json()["status_url"])
+        assert job["status"] == "done" and job["progress"]["added"] == 3 and job["submitted"] == 3
+        time.sleep(1.1)  # the searcher looks for new generations once a second
+        hits = c.post("/v1/search", json={"query": "zebrafish aquarium", "mode": "bm25"}).json()
+        assert hits["generation"] != before and {h["document_id"] for h in hits["hits"]} >= {"new-0", "new-1", "new-2"}
+        job = wait(c.delete("/v1/documents/new-1").json()["status_url"])
+        assert job["status"] == "done" and job["progress"]["deleted"] == 1
+        time.sleep(1.1)
+        hits = c.post("/v1/search", json={"query": "zebrafish aquarium", "mode": "bm25"}).json()
+        assert "new-1" not in {h["document_id"] for h in hits["hits"]}
+        assert c.get("/v1/jobs/unknown").status_code == 404
+        r = c.post("/v1/documents", json={"documents": [{"id": "x", "text": "a"}, {"id": "x", "text": "b"}]})
+        assert r.status_code == 422 and "unique" in r.json()["error"]["message"]
+        assert c.post("/v1/documents", json={"documents": [{"id": "x", "text": "   "}]}).status_code == 422
+        assert c.post("/v1/documents", json={"documents": []}).status_code == 422
+        store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
+        r = IndexReader(d)
+        assert store.counts()[1] == len(r.docstore) == len(r.bm25) == len(r.dense) == 113 + 2
