@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -23,6 +24,7 @@ from service.routes import answer, documents, feedback, health, openai, search
 from service.routes.answer import STATUS
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
@@ -59,6 +61,10 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
     app.state.metrics = metrics = Metrics()
+
+    @app.get("/", include_in_schema=False)
+    def _page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
 
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:

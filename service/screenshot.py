@@ -1,0 +1,41 @@
+"""Screenshot of the web page answering a question, for the docs.
+
+    python -m service.screenshot --url http://127.0.0.1:8000 --question "..." --output docs/web-page.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default="http://127.0.0.1:8000")
+    ap.add_argument("--question", default="How often should I water a snake plant in winter?")
+    ap.add_argument("--key", default="")
+    ap.add_argument("--output", type=Path, default=Path("docs/web-page.png"))
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = ap.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:  # Playwright gives the browser a fresh profile
+        browser = p.chromium.launch(executable_path=args.chromium, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 760})
+        page.goto(args.url)
+        page.fill("#q", args.question)
+        if args.key:
+            page.fill("#key", args.key)
+        page.click("#go")
+        page.wait_for_selector(".passage", timeout=300_000)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.output), full_page=True)
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()

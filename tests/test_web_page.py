@@ -1,0 +1,74 @@
+"""The web page at / in headless Chromium (Debian's, driven by Playwright): ask, watch the answer
+stream in, see the cited passage highlighted beside it."""
+
+import os
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from indexer.sources import open_source
+from rag.encoders.hashing import HashEncoder
+from rag.generators.echo import EchoGenerator
+from rag.reader import IndexReader
+from rag.search import Searcher
+from rag.settings import Settings
+from service import create_app
+from tests.conftest import SAMPLE, make_job
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        msg = "Debian's chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    d = tmp_path_factory.mktemp("idx")
+    enc = HashEncoder(dim=256)
+    make_job(d, enc, chunk={"enabled": False}).run(open_source(SAMPLE))
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}), searcher_factory=lambda: Searcher(IndexReader(d), enc),
+                     generator_factory=lambda: EchoGenerator(delay_s=0.05))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    th = threading.Thread(target=srv.run, daemon=True)
+    th.start()
+    while not srv.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    th.join(5)
+
+
+def test_page_streams_an_answer_with_cited_passages(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(server)
+        page.fill("#q", "How often should I water a snake plant in winter?")
+        page.click("#go")
+        page.wait_for_function("document.querySelector('#answer').textContent.length > 5")
+        partial = page.text_content("#answer")
+        page.wait_for_selector(".passage.cited", timeout=15_000)
+        final = page.text_content("#answer")
+        assert len(final) > len(partial)  # it streamed in
+        assert final.endswith("[1]")
+        cited = page.query_selector(".passage.cited")
+        assert cited.get_attribute("data-number") == "1" and "Snake plant care" in cited.text_content()
+        assert "tokens/s" in page.text_content("#meta")
+        page.screenshot(path=str(tmp_path / "page.png"))
+        assert (tmp_path / "page.png").stat().st_size > 10_000
+        browser.close()
