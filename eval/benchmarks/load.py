@@ -1,0 +1,158 @@
+"""Bounded load test of `rag serve` on loopback, against /v1/search on a BEIR index (SciFact).
+
+    python -m eval.benchmarks.load [--index DIR] [--requests 400] [--output docs/benchmarks/load.json]
+
+Starts `rag serve` (uvicorn, auth on, one key) on a copy of the index, then for concurrency 1, 8
+and 32 sends a fixed number of search requests (test queries, cycled) and reports requests/s and
+p50/p95/p99 latency and the errors. The HTTP layer's overhead is measured per request as the
+client-observed latency minus the server's own search time (`timings_ms.total`). During the
+concurrency-8 run, 500 documents (Cranfield abstracts) are ingested through POST /v1/documents; at
+the end the new documents must be searchable and SQL, BM25 and the dense index must agree.
+Every loop is bounded in requests and in time; traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def pct(xs, q):
+    return round(float(np.percentile(xs, q)), 2) if xs else None
+
+
+async def run_level(client, url, headers, queries, concurrency, n, deadline_s):
+    lat, overhead, errors, stop = [], [], [], time.monotonic() + deadline_s
+    it = iter(range(n))
+
+    async def worker():
+        for i in it:
+            if time.monotonic() > stop:
+                return
+            t = time.perf_counter()
+            try:
+                r = await client.post(url, json={"query": queries[i % len(queries)], "top_k": 10}, headers=headers)
+                ms = (time.perf_counter() - t) * 1000
+                if r.status_code != 200:
+                    errors.append(r.status_code)
+                    continue
+                lat.append(ms)
+                overhead.append(ms - r.json()["timings_ms"]["total"])
+            except httpx.HTTPError as exc:
+                errors.append(repr(exc))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
+    return {"concurrency": concurrency, "requests": len(lat) + len(errors), "errors": len(errors),
+            "first_errors": errors[:3], "rps": round(len(lat) / wall, 2),
+            "latency_ms": {"p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99)},
+            "http_overhead_ms": {"p50": pct(overhead, 50), "p95": pct(overhead, 95)}}
+
+
+async def ingest(client, base, headers, docs, batch=100):
+    jobs = []
+    for i in range(0, len(docs), batch):
+        r = await client.post(f"{base}/v1/documents", json={"documents": docs[i : i + batch]}, headers=headers)
+        r.raise_for_status()
+        jobs.append(r.json()["status_url"])
+    out = []
+    for url in jobs:
+        for _ in range(1200):  # at most 10 minutes a job
+            job = (await client.get(url, headers=headers)).json()
+            if job["status"] in ("done", "failed"):
+                out.append(job)
+                break
+            await asyncio.sleep(0.5)
+    return out
+
+
+async def main_async(args) -> dict:
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(args.index, work / "index")
+    env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "RAG_CHUNKING__ENABLED": "false",
+           "RAG_TUNED_FILE": str(args.tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000"}
+    token = subprocess.run([sys.executable, "-m", "rag", "keys", "create", "--scope", "write", "--name", "load"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
+    queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]
+    cran = [json.loads(x) for x in (args.ingest_corpus / "corpus.jsonl").read_text().splitlines()]
+    docs = [{"id": f"cran-{d['_id']}", "title": d["title"], "text": d["text"]} for d in cran if d["text"].strip()][: args.ingest]
+    result = {"index": str(args.index), "levels": []}
+    try:
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as client:
+            for _ in range(240):
+                try:
+                    if (await client.get(f"{base}/readyz")).status_code in (200, 503):
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.5)
+            url = f"{base}/v1/search"
+            await run_level(client, url, headers, queries, 4, 200, 120)  # warm-up (JIT, caches)
+            for c in (1, 8, 32):
+                if c == 8:
+                    level, jobs = await asyncio.gather(run_level(client, url, headers, queries, c, args.requests * 2, 600),
+                                                       ingest(client, base, headers, docs))
+                    result["ingest_during_c8"] = {"documents": len(docs), "jobs": [j["status"] for j in jobs],
+                                                  "added": sum(j["progress"].get("added", 0) for j in jobs)}
+                else:
+                    level = await run_level(client, url, headers, queries, c, args.requests, 600)
+                result["levels"].append(level)
+            await asyncio.sleep(1.5)  # the server looks for the new generation once a second
+            found = 0
+            for d in docs[:50]:
+                r = await client.post(url, json={"query": d["title"], "mode": "bm25", "top_k": 5}, headers=headers)
+                found += d["id"] in {h["document_id"] for h in r.json()["hits"]}
+            result["ingest_during_c8"]["searchable_of_first_50_by_title"] = found
+            ready = (await client.get(f"{base}/readyz")).json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    gen = work / "index" / "generations" / json.loads((work / "index" / "CURRENT").read_text())["generation"]
+    with sqlite3.connect(work / "index" / "rag.db") as c:
+        sql = c.execute("SELECT count(*) FROM passages").fetchone()[0]
+    import faiss
+
+    result["counts"] = {"sql_passages": sql, "served_passages": ready.get("passages"),
+                        "bm25_docs": len((gen / "bm25" / "docids.txt").read_text().splitlines()) if (gen / "bm25" / "docids.txt").exists() else None,
+                        "dense_vectors": faiss.read_index(str(gen / "dense" / "index.faiss")).ntotal}
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--index", type=Path, required=True, help="a published index (e.g. the SciFact eval cache)")
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"))
+    ap.add_argument("--ingest-corpus", type=Path, default=Path("../shared/data/cranfield"))
+    ap.add_argument("--ingest", type=int, default=500)
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--tuned-file", type=Path, default=Path("docs/results/tuned-scifact-train.json"))
+    ap.add_argument("--workdir", default="data/bench-load")
+    ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/load.json"))
+    args = ap.parse_args()
+    result = asyncio.run(main_async(args))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))  # noqa: T201 - a benchmark script's report
+
+
+if __name__ == "__main__":
+    main()
