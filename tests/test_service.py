@@ -83,30 +83,52 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_rag_serve_over_real_http(tmp_path):
-    """Integration: `rag index` + `rag serve` (uvicorn) with the real encoder and Lucene, over loopback HTTP."""
-    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_AUTH__ENABLED": "false"}
-    subprocess.run([sys.executable, "-m", "rag", "index", str(SAMPLE), "--no-progress"], check=True, env=env, capture_output=True)
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_rag_serve_over_real_http(tmp_path, store, request):
+    """Integration: `rag keys`, `rag index` and `rag serve` (uvicorn) with the real encoder, Lucene and the
+    store on SQLite or PostgreSQL, over loopback HTTP: search, feedback, ingestion, deletion, auth."""
+    env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path)}
+    if store == "postgres":
+        env["RAG_DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "rag", *a], check=True, env=env, capture_output=True, text=True)  # noqa: E731
+    run("index", str(SAMPLE), "--no-progress")
+    token = run("keys", "create", "--scope", "write").stdout.strip()
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h = {"Authorization": f"Bearer {token}"}
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(120):
             try:
-                if httpx.get(f"{base}/readyz", timeout=30).status_code == 200:
-                    break
+                httpx.get(f"{base}/healthz", timeout=5)
+                break
             except httpx.TransportError:
-                pass
-            time.sleep(0.5)
-        r = httpx.post(f"{base}/v1/search", json={"query": "why do my tomatoes get black bottoms", "top_k": 3}, timeout=30)
+                time.sleep(0.5)
+        assert httpx.post(f"{base}/v1/search", json={"query": "x"}, timeout=30).status_code == 401
+        r = httpx.post(f"{base}/v1/search", json={"query": "why do my tomatoes get black bottoms", "top_k": 3}, headers=h, timeout=60)
         assert r.status_code == 200
         body = r.json()
-        assert body["mode"] == "hybrid" and "Tomato blossom end rot" in [h["title"] for h in body["hits"]]
+        assert body["mode"] == "hybrid" and "Tomato blossom end rot" in [x["title"] for x in body["hits"]]
         assert {"encode", "bm25", "dense", "fuse", "truncate"} <= set(body["timings_ms"])
+        r = httpx.post(f"{base}/v1/feedback", json={"query": "q", "passage_id": body["hits"][0]["passage_id"], "signal": "useful"},
+                       headers=h, timeout=30)
+        assert r.status_code == 201
+        doc = {"id": "axolotl", "title": "Axolotl tanks", "text": "Axolotls need cool water below 20 degrees Celsius."}
+        job = httpx.post(f"{base}/v1/documents", json={"documents": [doc]}, headers=h, timeout=30).json()
+        for _ in range(240):
+            status = httpx.get(job["status_url"], headers=h, timeout=30).json()
+            if status["status"] in ("done", "failed"):
+                break
+            time.sleep(0.5)
+        assert status["status"] == "done", status
+        time.sleep(1.2)
+        r = httpx.post(f"{base}/v1/search", json={"query": "axolotl water temperature", "top_k": 1}, headers=h, timeout=60)
+        assert r.json()["hits"][0]["document_id"] == "axolotl"
         assert httpx.get(f"{base}/docs", timeout=10).status_code == 200
-        spec = httpx.get(f"{base}/openapi.json", timeout=10).json()
-        assert "/v1/search" in spec["paths"]
+        assert "/v1/search" in httpx.get(f"{base}/openapi.json", timeout=10).json()["paths"]
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert 'route="/v1/search",status="200"' in metrics
     finally:
         proc.terminate()
         proc.wait(timeout=20)
