@@ -139,7 +139,11 @@ def train(
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume or None)
     seconds = time.perf_counter() - t
-    after = {k.removeprefix(f"{EVAL_NAME}_"): v for k, v in evaluator(model).items()}  # the best checkpoint, reloaded
+    # the trainer evaluated every checkpoint; "after" is the kept (best) one's evaluation
+    evals = [e for e in trainer.state.log_history if args.metric_for_best_model in e]
+    best = max(evals, key=lambda e: e[args.metric_for_best_model]) if evals else None
+    after = ({k.removeprefix(f"eval_{EVAL_NAME}_"): v for k, v in best.items() if k.startswith(f"eval_{EVAL_NAME}_")}
+             if best else {k.removeprefix(f"{EVAL_NAME}_"): v for k, v in evaluator(model).items()})
     log.info("dev after: ndcg@10 %.4f", after.get("cosine_ndcg@10", float("nan")))
 
     report = TrainReport(
