@@ -20,13 +20,13 @@ CONFIGS = {
     "in_batch_only": ["--negatives", "0"],
     "bm25_negatives": ["--negatives", "1", "--no-filter"],
     "bm25_negatives_filtered": ["--negatives", "1"],
-    "bootstrap_only": ["--sources", "bootstrap", "--negatives", "1"],
+    "bootstrap_only": ["--sources", "bootstrap", "--negatives", "1", "--bootstrap-limit", "830"],
 }
 LABELS = {
     "in_batch_only": "qrels, in-batch negatives only",
     "bm25_negatives": "qrels + BM25 hard negatives",
     "bm25_negatives_filtered": "qrels + BM25 hard negatives + false-negative filtering",
-    "bootstrap_only": "cold-start bootstrap only (titles as pseudo-queries, no labels)",
+    "bootstrap_only": "cold-start bootstrap only (830 titles as pseudo-queries, no labels)",
 }
 
 
