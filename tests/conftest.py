@@ -7,7 +7,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -40,10 +43,27 @@ def hash_encoder() -> HashEncoder:
     return HashEncoder(dim=64, max_length=64)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(app):
+    """Serve an ASGI app with uvicorn in a thread on a loopback port; yields the base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -61,7 +81,7 @@ def postgres_server():
     tmp = Path(tempfile.mkdtemp(prefix="rag-pg-"))
     os.chmod(tmp, 0o777)
     data = tmp / "data"
-    port = _free_port()
+    port = free_port()
     subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]),
                    check=True, capture_output=True)
     opts = f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -3,7 +3,7 @@ import pytest
 from indexer.sources import open_source
 from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
-from rag.generators.base import GenerationParams, Generator, TokenStream
+from rag.generators.base import GenerationParams, Generator
 from rag.generators.echo import EchoGenerator
 from rag.generators.errors import GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
 from rag.reader import IndexReader

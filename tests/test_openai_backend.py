@@ -7,8 +7,6 @@ import time
 
 import httpx
 import pytest
-import uvicorn
-from fastapi.testclient import TestClient
 
 from rag.generators.base import GenerationParams
 from rag.generators.echo import EchoGenerator
@@ -16,14 +14,9 @@ from rag.generators.errors import GeneratorTimeout, GeneratorUnavailable
 from rag.generators.openai_compat import OpenAIGenerator
 from rag.settings import Settings
 from service import create_app
+from tests.conftest import free_port, running_server
 
 MSGS = [{"role": "user", "content": "Passages:\n[1] T\nBasil blackens below ten degrees. More.\n\nq"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unreachable_server_is_a_clear_error():
@@ -63,16 +56,8 @@ class Flaky(EchoGenerator):
 
 @pytest.fixture
 def echo_server(tmp_path):
-    port = free_port()
-    app = create_app(Settings(index_dir=tmp_path, auth={"enabled": False}), generator_factory=Flaky)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    th.join(5)
+    with running_server(create_app(Settings(index_dir=tmp_path, auth={"enabled": False}), generator_factory=Flaky)) as url:
+        yield f"{url}/v1"
 
 
 def test_retry_then_stream_from_a_real_http_server(echo_server):

@@ -1,11 +1,7 @@
-import json
 import time
 import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,7 +15,7 @@ from rag.search import Searcher
 from rag.settings import Settings
 from rag.store.sql import DocumentStore
 from service import create_app
-from tests.conftest import SAMPLE, make_job
+from tests.conftest import SAMPLE, free_port, make_job
 
 
 @pytest.fixture(scope="module")
@@ -76,12 +72,6 @@ def test_no_index_gives_503_not_a_traceback(tmp_path):
         assert c.get("/readyz").status_code == 503
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_rag_serve_over_real_http(tmp_path, store, request):
@@ -93,7 +83,7 @@ def test_rag_serve_over_real_http(tmp_path, store, request):
     run = lambda *a: subprocess.run([sys.executable, "-m", "rag", *a], check=True, env=env, capture_output=True, text=True)  # noqa: E731
     run("index", str(SAMPLE), "--no-progress")
     token = run("keys", "create", "--scope", "write").stdout.strip()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     h = {"Authorization": f"Bearer {token}"}

@@ -3,12 +3,8 @@ stream in, see the cited passage highlighted beside it."""
 
 import os
 import shutil
-import socket
-import threading
-import time
 
 import pytest
-import uvicorn
 
 from indexer.sources import open_source
 from rag.encoders.hashing import HashEncoder
@@ -17,7 +13,7 @@ from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import Settings
 from service import create_app
-from tests.conftest import SAMPLE, make_job
+from tests.conftest import SAMPLE, make_job, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -38,17 +34,8 @@ def server(tmp_path_factory):
     make_job(d, enc, chunk={"enabled": False}).run(open_source(SAMPLE))
     app = create_app(Settings(index_dir=d, auth={"enabled": False}), searcher_factory=lambda: Searcher(IndexReader(d), enc),
                      generator_factory=lambda: EchoGenerator(delay_s=0.05))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    th = threading.Thread(target=srv.run, daemon=True)
-    th.start()
-    while not srv.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    th.join(5)
+    with running_server(app) as url:
+        yield url
 
 
 def test_page_streams_an_answer_with_cited_passages(server, tmp_path):
