@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,8 +16,9 @@ from rag.settings import Settings, load_settings
 from rag.answer import error_kind
 from rag.generators.errors import GeneratorError
 from rag.auth import RateLimiter
-from service.deps import Lazy, ReadKey, WriteKey
+from service.deps import Lazy, ReadKey, TTLCache, WriteKey
 from service.metrics import Metrics
+from service.middleware import LimitsAndMetrics
 from service.jobs import JobRunner
 from service.routes import answer, documents, feedback, health, openai, search
 from service.routes.answer import STATUS
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.state.generator = Lazy(generator_factory or (lambda: factory.make_generator(settings)))
     app.state.store = Lazy(lambda: factory.make_store(settings))
     app.state.limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst)
+    app.state.key_cache = TTLCache(ttl_s=10.0)
     app.include_router(health.router)
     for module in (search, answer, openai):
         app.include_router(module.router, dependencies=[ReadKey])
@@ -72,18 +73,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
             metrics.passages.set(len(app.state.searcher.get().reader.docstore))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def _limits_and_metrics(request: Request, call_next):
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > settings.limits.max_body_bytes:
-            return _error(413, "too_large", f"request body over {settings.limits.max_body_bytes} bytes")
-        t = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
-        metrics.latency.labels(path).observe(time.perf_counter() - t)
-        return response
+    app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):

@@ -72,6 +72,29 @@ AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 StoreDep = Annotated[DocumentStore, Depends(get_store)]
 
 
+class TTLCache:
+    """Verified keys are remembered for ``ttl_s`` seconds, saving a SQL lookup per request (so a
+    revoked key stops working within that time)."""
+
+    def __init__(self, ttl_s: float = 10.0, max_items: int = 10_000) -> None:
+        self.ttl_s, self.max_items = ttl_s, max_items
+        self._items: dict[str, tuple[float, object]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, compute):
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._items) >= self.max_items:
+                self._items.clear()
+            self._items[key] = (now + self.ttl_s, value)
+        return value
+
+
 def require(scope: Scope):
     """A dependency: the request's API key must exist, be unrevoked, allow ``scope`` and be under its
     rate limit. Auth off (an explicit setting) lets every request through."""
@@ -85,7 +108,7 @@ def require(scope: Scope):
         if not token:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        key = verify(request.app.state.store.get(), token)
+        key = request.app.state.key_cache.get(token, lambda: verify(request.app.state.store.get(), token))
         if key is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         if not key.scope.allows(scope):

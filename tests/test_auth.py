@@ -100,3 +100,16 @@ def test_keys_cli(tmp_path):
     assert r.returncode == 2 and "no API key" in r.stderr
     r = subprocess.run([*rag, "create", "--scope", "root", "--index-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2
+
+
+def test_verified_keys_are_cached_for_a_short_time():
+    import time
+
+    from service.deps import TTLCache
+
+    calls = []
+    cache = TTLCache(ttl_s=0.05)
+    assert cache.get("t", lambda: calls.append(1) or "key") == "key"
+    assert cache.get("t", lambda: calls.append(1) or "changed") == "key" and len(calls) == 1
+    time.sleep(0.06)
+    assert cache.get("t", lambda: calls.append(1) or None) is None and len(calls) == 2  # e.g. revoked meanwhile

@@ -1,0 +1,46 @@
+"""A pure ASGI middleware (Starlette's BaseHTTPMiddleware costs about a millisecond a request):
+request-body size limit, and request count and latency per route for /metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from service.metrics import Metrics
+
+
+class LimitsAndMetrics:
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
+                return await _json(send, 413, {"error": {"type": "too_large",
+                                                         "message": f"request body over {self.max_body} bytes"}})
+        status = 500
+        t = time.perf_counter()
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - t)
+
+
+async def _json(send, status: int, body: dict) -> None:
+    data = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
