@@ -228,7 +228,7 @@ def train(
     dataset: Annotated[Path, typer.Option(help="BEIR folder with the corpus and (for qrels) a train split")],
     output: Annotated[Path, typer.Option(help="new folder for the fine-tuned model (must not exist)")],
     split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
-    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap, feedback (comma-separated)")] = "qrels",
+    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap, feedback, synthetic (comma-separated)")] = "qrels",
     negatives: Annotated[int, typer.Option(help="BM25 hard negatives per pair (0: in-batch negatives only)")] = 1,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
     window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,
@@ -242,6 +242,7 @@ def train(
     cached_mini_batch: Annotated[Optional[int], typer.Option(help="use CachedMNRL with this mini-batch")] = None,
     dev_fraction: Annotated[float, typer.Option(help="share of training queries carved out as dev")] = 0.1,
     bootstrap_limit: Annotated[Optional[int], typer.Option(help="most bootstrap pairs")] = None,
+    synthetic_limit: Annotated[int, typer.Option(help="passages the generator writes questions for")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 13,
     model: ModelOpt = None,
     chunking: Annotated[Optional[OnOff], typer.Option(help="index the dataset with or without chunking")] = None,
@@ -263,7 +264,7 @@ def train(
                        seed=seed, cached_mini_batch=cached_mini_batch,
                        query_prefix=settings.encoder.query_prefix, passage_prefix=settings.encoder.passage_prefix)
     report = run_training(settings, dataset, output, split, tuple(s.strip() for s in sources.split(",") if s.strip()),
-                          mine, ts, dev_fraction, bootstrap_limit)
+                          mine, ts, dev_fraction, bootstrap_limit, synthetic_limit)
     b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
     typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
                f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")

@@ -127,3 +127,29 @@ def test_feedback_pairs_come_from_positive_signals(tmp_path):
     (p,) = feedback_pairs(store)
     assert (p.query, p.positive_id, p.source) == ("when to plant garlic", "garden-042#0", "feedback")
     assert p.positive.startswith("Growing garlic\n")
+
+
+def test_synthetic_queries_keep_only_round_trips(searcher):
+    from rag.generators.base import Generation, Generator, TokenStream
+    from training.data import synthetic_pairs
+
+    class Asker(Generator):
+        """Asks about the passage's title (a good question), or something unrelated for every third one."""
+
+        n = 0
+
+        def count_tokens(self, text):
+            return len(text.split())
+
+        def stream(self, messages, params):
+            Asker.n += 1
+            title = messages[-1]["content"].split("Passage:\n", 1)[1].split("\n", 1)[0]
+            text = f"What about {title}?" if Asker.n % 3 else "What is the meaning of life itself?"
+            s = TokenStream(iter([text]))
+            s.result = Generation(text, 1, len(text.split()), 0.0, 0.0, "stop")
+            return s
+
+    pairs = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1)
+    assert 10 <= len(pairs) <= 20  # the unrelated third are dropped by the round trip
+    for p in pairs:
+        assert p.source == "synthetic" and p.positive_id in {h.passage_id for h in searcher.reader.bm25.search(p.query, 5)}

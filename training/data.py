@@ -20,7 +20,7 @@ class Pair:
     query: str
     positive_id: str  # passage id
     positive: str  # passage text as the encoder reads it (title + text)
-    source: str  # "qrels" | "bootstrap" | "feedback"
+    source: str  # "qrels" | "bootstrap" | "feedback" | "synthetic"
 
 
 def passages_of_documents(searcher: Searcher) -> dict[str, list[str]]:
@@ -73,6 +73,43 @@ def bootstrap_pairs(searcher: Searcher, limit: int | None = None, top_k: int = 3
             continue
         if pid in {h.passage_id for h in searcher.reader.bm25.search(query, top_k)}:
             pairs.append(Pair(f"boot-{pid}", query, pid, body, "bootstrap"))
+    return pairs
+
+
+SYNTHETIC_PROMPT = (
+    "Write one short question that the following passage answers. Reply with the question only.\n\n"
+    "Passage:\n{passage}"
+)
+
+
+def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, seed: int = 13,
+                    concurrency: int = 8, max_passage_words: int = 160) -> list[Pair]:
+    """LLM augmentation: the generator writes a question for each of ``limit`` sampled passages; a
+    pair is kept only when BM25 ranks its passage in the top ``top_k`` for that question (round-trip
+    filter), which drops vague or off-topic questions. Requests run concurrently so the local
+    generator batches them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.generators.base import GenerationParams
+
+    ids = list(searcher.reader.docstore.ids)
+    random.Random(seed).shuffle(ids)
+    params = GenerationParams(temperature=0.0, max_tokens=48, repetition_penalty=1.1, stop=("\n",))
+
+    def ask(pid: str) -> tuple[str, str, str]:
+        p = searcher.reader.docstore.get([pid])[pid]
+        text = " ".join(p.indexed_text.split()[:max_passage_words])
+        msgs = [{"role": "user", "content": SYNTHETIC_PROMPT.format(passage=text)}]
+        return pid, generator.generate(msgs, params).text.strip(), p.indexed_text
+
+    pairs = []
+    with ThreadPoolExecutor(concurrency) as pool:
+        for pid, question, positive in pool.map(ask, ids[:limit]):
+            if len(question.split()) < 3:
+                continue
+            if pid in {h.passage_id for h in searcher.reader.bm25.search(question, top_k)}:
+                pairs.append(Pair(f"syn-{pid}", question, pid, positive, "synthetic"))
+    log.info("synthetic queries: kept %d of %d after the round-trip filter", len(pairs), min(limit, len(ids)))
     return pairs
 
 

@@ -12,17 +12,17 @@ from eval.runner import open_searcher
 from rag.errors import InputError
 from rag.settings import Settings
 from training import mining
-from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev
+from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev, synthetic_pairs
 from training.trainer import TrainReport, TrainSettings, check_output, train
 
 log = logging.getLogger(__name__)
-SOURCES = ("qrels", "bootstrap", "feedback")
+SOURCES = ("qrels", "bootstrap", "feedback", "synthetic")
 
 
 def run_training(
     settings: Settings, dataset: Path, output: Path, split: str = "train", sources: tuple[str, ...] = ("qrels",),
     mine_settings: mining.MiningSettings | None = None, train_settings: TrainSettings | None = None,
-    dev_fraction: float = 0.1, bootstrap_limit: int | None = None,
+    dev_fraction: float = 0.1, bootstrap_limit: int | None = None, synthetic_limit: int = 1000, generator=None,
 ) -> TrainReport:
     ts = train_settings or TrainSettings()
     check_output(output)
@@ -43,6 +43,10 @@ def run_training(
         pairs += qrels_pairs(ds, searcher)
     if "bootstrap" in sources:
         pairs += bootstrap_pairs(searcher, bootstrap_limit, seed=ts.seed)
+    if "synthetic" in sources:
+        from rag.factory import make_generator
+
+        pairs += synthetic_pairs(searcher, generator or make_generator(settings), synthetic_limit, seed=ts.seed)
     if "feedback" in sources:
         from rag.factory import make_store
 

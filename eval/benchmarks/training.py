@@ -20,12 +20,14 @@ CONFIGS = {
     "in_batch_only": ["--negatives", "0"],
     "bm25_negatives": ["--negatives", "1", "--no-filter"],
     "bm25_negatives_filtered": ["--negatives", "1"],
+    "synthetic_only": ["--sources", "synthetic", "--negatives", "1", "--synthetic-limit", "1500"],
     "bootstrap_only": ["--sources", "bootstrap", "--negatives", "1", "--bootstrap-limit", "830"],
 }
 LABELS = {
     "in_batch_only": "qrels, in-batch negatives only",
     "bm25_negatives": "qrels + BM25 hard negatives",
     "bm25_negatives_filtered": "qrels + BM25 hard negatives + false-negative filtering",
+    "synthetic_only": "synthetic queries only (generator-written, round-trip filtered; no qrels)",
     "bootstrap_only": "cold-start bootstrap only (830 titles as pseudo-queries, no labels)",
 }
 
