@@ -7,6 +7,7 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from rag.answer import Answerer
 from rag.auth import ApiKey, Scope, verify
@@ -47,8 +48,10 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_searcher(request: Request) -> Searcher:
-    return request.app.state.searcher.get()
+async def get_searcher(request: Request) -> Searcher:
+    # async: a sync dependency would cost a threadpool hop on every request; only the first load blocks
+    lazy = request.app.state.searcher
+    return lazy.get() if lazy.loaded else await run_in_threadpool(lazy.get)
 
 
 def get_generator(request: Request) -> Generator:
@@ -72,6 +75,9 @@ AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 StoreDep = Annotated[DocumentStore, Depends(get_store)]
 
 
+MISSING = object()
+
+
 class TTLCache:
     """Verified keys are remembered for ``ttl_s`` seconds, saving a SQL lookup per request (so a
     revoked key stops working within that time)."""
@@ -80,6 +86,12 @@ class TTLCache:
         self.ttl_s, self.max_items = ttl_s, max_items
         self._items: dict[str, tuple[float, object]] = {}
         self._lock = threading.Lock()
+
+    def peek(self, key: str):
+        """The cached value, or MISSING."""
+        with self._lock:
+            hit = self._items.get(key)
+            return hit[1] if hit is not None and hit[0] > time.monotonic() else MISSING
 
     def get(self, key: str, compute):
         now = time.monotonic()
@@ -99,8 +111,8 @@ def require(scope: Scope):
     """A dependency: the request's API key must exist, be unrevoked, allow ``scope`` and be under its
     rate limit. Auth off (an explicit setting) lets every request through."""
 
-    def check(request: Request, authorization: Annotated[str | None, Header()] = None,
-              x_api_key: Annotated[str | None, Header()] = None) -> ApiKey | None:
+    async def check(request: Request, authorization: Annotated[str | None, Header()] = None,
+                    x_api_key: Annotated[str | None, Header()] = None) -> ApiKey | None:
         settings: Settings = request.app.state.settings
         if not settings.auth.enabled:
             return None
@@ -108,7 +120,10 @@ def require(scope: Scope):
         if not token:
             raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                                 headers={"WWW-Authenticate": "Bearer"})
-        key = request.app.state.key_cache.get(token, lambda: verify(request.app.state.store.get(), token))
+        cache = request.app.state.key_cache
+        key = cache.peek(token)
+        if key is MISSING:  # a SQL lookup, at most once per key every ttl_s
+            key = await run_in_threadpool(cache.get, token, lambda: verify(request.app.state.store.get(), token))
         if key is None:
             raise HTTPException(401, "invalid or revoked API key", headers={"WWW-Authenticate": "Bearer"})
         if not key.scope.allows(scope):
