@@ -22,6 +22,8 @@ from rag.search import Candidates, Searcher
 from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings
 
+from rag.types import document_of
+
 log = logging.getLogger(__name__)
 DOCS_PER_QUERY = 100
 
@@ -76,7 +78,7 @@ def _pct(xs: list[float], q: float) -> float:
 
 def doc_run(searcher: Searcher, c: Candidates, mode: Mode, retrieval: RetrievalSettings) -> dict[str, float]:
     fused = searcher.fuse(c, mode, retrieval)
-    return {h.passage_id.rsplit("#", 1)[0]: h.score for h in fused[:DOCS_PER_QUERY]}
+    return {document_of(h.passage_id): h.score for h in fused[:DOCS_PER_QUERY]}
 
 
 def run_retriever(

@@ -15,7 +15,7 @@ from rag.reader import IndexReader
 from rag.settings import Mode, RetrievalSettings, TruncationSettings
 from rag.timing import Timer
 from rag.truncation import Truncation, truncate
-from rag.types import Passage, ScoredId
+from rag.types import Passage, ScoredId, document_of
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,8 @@ class Searcher:
         else:
             fused = convex(c.dense, c.bm25, r.weight, r.normalization)
         if r.fold_documents:
-            fused = fold_documents(fused, self._doc_of(fused))
+            fused = fold_documents(fused, {h.passage_id: document_of(h.passage_id) for h in fused})
         return fused
-
-    def _doc_of(self, hits: list[ScoredId]) -> dict[str, str]:
-        # passage ids are "<document id>#<ordinal>"
-        return {h.passage_id: h.passage_id.rsplit("#", 1)[0] for h in hits}
 
     # -- the whole search ----------------------------------------------------------------------
 
@@ -139,14 +135,12 @@ class Searcher:
         c = self.candidates(query, mode, filters, timer)
         with timer("fuse"):
             fused = self.fuse(c, mode)
+        max_k = k or t.max_k
         with timer("truncate"):
-            # token counts are needed only for a token budget; fetch passages for the candidates then
-            need = fused[: max(k or t.max_k, 1) * 4] if t.token_budget else fused
-            passages = self.reader.docstore.get([h.passage_id for h in need]) if t.token_budget else {}
-            kept, info = truncate(
-                fused, lambda h: h.score, k or t.max_k, t.min_score, t.score_gap, t.token_budget,
-                (lambda h: passages[h.passage_id].token_count if h.passage_id in passages else 0),
-            )
+            # token counts matter only under a token budget: then the leading passages are read first
+            passages = self.reader.docstore.get([h.passage_id for h in fused[: max_k * 4]]) if t.token_budget else {}
+            kept, info = truncate(fused, lambda h: h.score, max_k, t.min_score, t.score_gap, t.token_budget,
+                                  lambda h: passages[h.passage_id].token_count if h.passage_id in passages else 0)
         with timer("fetch"):
             got = passages or self.reader.docstore.get([h.passage_id for h in kept])
         hits = [SearchHit(i + 1, h.score, got[h.passage_id]) for i, h in enumerate(kept)]

@@ -6,6 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+def passage_id(document_id: str, ordinal: int) -> str:
+    """Passage ids are ``<document id>#<ordinal>``: stable across runs, so a resumed job and a clean
+    one produce the same ids."""
+    return f"{document_id}#{ordinal}"
+
+
+def document_of(passage_id: str) -> str:
+    """The document id inside a passage id."""
+    return passage_id.rsplit("#", 1)[0]
+
+
 @dataclass(frozen=True)
 class SourceDocument:
     """One document as read from a source, before chunking."""

@@ -11,6 +11,8 @@ from eval.data import Dataset
 from rag.errors import InputError
 from rag.search import Searcher
 
+from rag.types import document_of
+
 log = logging.getLogger(__name__)
 
 
@@ -27,7 +29,7 @@ def passages_of_documents(searcher: Searcher) -> dict[str, list[str]]:
     """document id -> its passage ids, from the generation's passage table."""
     out: dict[str, list[str]] = {}
     for pid in searcher.reader.docstore.ids:
-        out.setdefault(pid.rsplit("#", 1)[0], []).append(pid)
+        out.setdefault(document_of(pid), []).append(pid)
     return out
 
 

@@ -15,6 +15,8 @@ from training import mining
 from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev, synthetic_pairs
 from training.trainer import TrainReport, TrainSettings, check_output, train
 
+from rag.types import document_of
+
 log = logging.getLogger(__name__)
 SOURCES = ("qrels", "bootstrap", "feedback", "synthetic")
 
@@ -56,7 +58,7 @@ def run_training(
     train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)
     known = {}
     for p in pairs:
-        known.setdefault(p.query_id, set()).add(p.positive_id.rsplit("#", 1)[0])
+        known.setdefault(p.query_id, set()).add(document_of(p.positive_id))
     for qid, rel in ds.qrels.items():
         known.setdefault(qid, set()).update(d for d, g in rel.items() if g > 0)
     rows = train_pairs

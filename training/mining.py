@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.search import Searcher
+from rag.types import document_of
 from training.data import Pair
 
 
@@ -73,8 +74,8 @@ def mine(pairs: list[Pair], searcher: Searcher, known_positives: dict[str, set[s
         for cid in cands:
             if len(negs) >= s.count:
                 break
-            doc = cid.rsplit("#", 1)[0]
-            if cid == p.positive_id or doc == p.positive_id.rsplit("#", 1)[0]:
+            doc = document_of(cid)
+            if cid == p.positive_id or doc == document_of(p.positive_id):
                 continue
             text = texts[cid].indexed_text
             sim = None

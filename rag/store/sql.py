@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import ConfigError
 from rag.store.models import DocumentRow, FeedbackRow, PassageRow, utcnow
-from rag.types import Chunk, SourceDocument
+from rag.types import Chunk, SourceDocument, passage_id
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,10 +47,6 @@ class DocumentWrite:
     content_hash: str
     chunks: Sequence[Chunk]
     text_hashes: Sequence[str]
-
-
-def passage_id(document_id: str, ordinal: int) -> str:
-    return f"{document_id}#{ordinal}"
 
 
 class DocumentStore:
