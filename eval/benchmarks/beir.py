@@ -60,6 +60,8 @@ def write_page(out: Path, tuned: Path, chunking: str) -> None:
     for name in DATASETS:
         lines.append((out / f"{name}.md").read_text())
         lines.append(f"![recall@k]({out.name}/{name}.png)\n")
+    lines.append(f"Fine-tuning the encoder on SciFact: [{out.name}/training.md]({out.name}/training.md). "
+                 f"Answer quality on the project's QA set: [{out.name}/answers-garden-test.md]({out.name}/answers-garden-test.md).\n")
     (out.parent / "RESULTS.md").write_text("\n".join(lines))
 
 
