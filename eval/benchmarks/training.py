@@ -22,6 +22,9 @@ CONFIGS = {
     "bm25_negatives_filtered": ["--negatives", "1"],
     "synthetic_only": ["--sources", "synthetic", "--negatives", "1", "--synthetic-limit", "1500"],
     "bootstrap_only": ["--sources", "bootstrap", "--negatives", "1", "--bootstrap-limit", "830"],
+    # a second round from the filtered model, negatives re-mined with it (BM25 + its own dense candidates)
+    "round2": ["--model", "data/models/scifact-bm25_negatives_filtered", "--negatives", "1", "--dense-negatives",
+               "--learning-rate", "2e-5"],
 }
 LABELS = {
     "in_batch_only": "qrels, in-batch negatives only",
@@ -29,6 +32,7 @@ LABELS = {
     "bm25_negatives_filtered": "qrels + BM25 hard negatives + false-negative filtering",
     "synthetic_only": "synthetic queries only (generator-written, round-trip filtered; no qrels)",
     "bootstrap_only": "cold-start bootstrap only (830 titles as pseudo-queries, no labels)",
+    "round2": "+ a second epoch from the filtered model, negatives re-mined with it (BM25 + dense)",
 }
 
 
@@ -40,7 +44,11 @@ def main() -> None:
     ap.add_argument("--tuned-file", type=Path, default=Path("docs/results/tuned-scifact-train.json"))
     ap.add_argument("--epochs", default="1")
     ap.add_argument("--only", nargs="*", choices=sorted(CONFIGS))
+    ap.add_argument("--table-only", action="store_true", help="only rebuild training.md from the reports")
     args = ap.parse_args()
+    if args.table_only:
+        write_table(args)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only or CONFIGS:
         model = args.models / f"scifact-{name}"
