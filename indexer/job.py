@@ -32,7 +32,7 @@ from rag.errors import InputError
 from rag.settings import BM25Backend
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
-from rag.types import IndexSummary, Passage, Rejection, SourceDocument
+from rag.types import IndexSummary, Passage, Rejection, SourceDocument, indexed_text
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class IndexJob:
         for i in range(0, len(missing), self.commit_every):
             with self._stage("store"):
                 rows = self.store.passage_texts(missing[i : i + self.commit_every])
-            texts = [Passage(pid, "", 0, title, text).indexed_text for pid, title, text in rows]
+            texts = [indexed_text(title, text) for _, title, text in rows]
             with self._stage("encode"):
                 vecs = self.encoder.encode_passages(texts, batch_size=self.encode_batch_size)
             with self._stage("store"):

@@ -270,6 +270,12 @@ def train(
                f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
 
 
+def _store(index_dir: Path | None, database_url: str | None):
+    from rag.factory import make_store
+
+    return make_store(_settings({"index_dir": index_dir, "database_url": database_url}))
+
+
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service (stored hashed in SQL).")
 app.add_typer(keys_app, name="keys")
 
@@ -289,9 +295,7 @@ def keys_create(
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
     from rag.auth import Scope, create_key
-    from rag.factory import make_store
-
-    key, token = create_key(make_store(_settings({"index_dir": index_dir, "database_url": database_url})), Scope(scope.value), name)
+    key, token = create_key(_store(index_dir, database_url), Scope(scope.value), name)
     typer.echo(token)
     typer.echo(f"created key {key.id} with scope {key.scope.value}; store it now, it cannot be shown again", err=True)
 
@@ -300,9 +304,7 @@ def keys_create(
 def keys_list(index_dir: IndexDirOpt = None, database_url: DbOpt = None) -> None:
     """List keys (ids, names, scopes; never the secrets)."""
     from rag.auth import list_keys
-    from rag.factory import make_store
-
-    for k in list_keys(make_store(_settings({"index_dir": index_dir, "database_url": database_url}))):
+    for k in list_keys(_store(index_dir, database_url)):
         typer.echo(f"{k['id']}  {k['scope']:<5}  {'revoked' if k['revoked'] else 'active '}  {k['created_at']}  {k['name']}")
 
 
@@ -311,9 +313,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], ind
                 database_url: DbOpt = None) -> None:
     """Revoke a key: requests with it get 401 from then on."""
     from rag.auth import revoke
-    from rag.factory import make_store
-
-    revoke(make_store(_settings({"index_dir": index_dir, "database_url": database_url})), key_id)
+    revoke(_store(index_dir, database_url), key_id)
     typer.echo(f"revoked {key_id}")
 
 

@@ -75,8 +75,5 @@ class DocStore:
         sql = "SELECT row FROM passages" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY row"
         return np.fromiter((r[0] for r in self._conn.execute(sql, args)), dtype=np.int64)
 
-    def document_count(self) -> int:
-        return int(self._conn.execute("SELECT count(DISTINCT document_id) FROM passages").fetchone()[0])
-
     def close(self) -> None:
         self._conn.close()

@@ -10,12 +10,9 @@ from rag.settings import Settings
 from rag.store.sql import DocumentStore
 
 
-def make_encoder(settings: Settings, shared: bool = True) -> Encoder:
-    """The process's encoder for these settings; ``shared=False`` gives a private instance (a
-    background job's, so that searches never wait behind its batches)."""
-    e = settings.encoder
-    args = (e.model, e.query_prefix, e.passage_prefix, e.device, e.max_seq_length, e.torch_threads)
-    return _encoder(*args) if shared else _encoder.__wrapped__(*args)
+def make_encoder(settings: Settings) -> Encoder:
+    """The process's encoder for these settings (no index involved)."""
+    return index_encoder(settings, None)
 
 
 @lru_cache(maxsize=4)
@@ -24,6 +21,10 @@ def _encoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_
     from rag.encoders.sentence import SentenceTransformerEncoder
 
     return SentenceTransformerEncoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_threads)
+
+
+#: private instances (a background job's, so searches never wait behind its batches), also loaded once
+_private_encoder = lru_cache(maxsize=2)(_encoder.__wrapped__)
 
 
 def make_store(settings: Settings) -> DocumentStore:
@@ -78,7 +79,7 @@ def index_encoder(settings: Settings, manifest: dict | None, shared: bool = True
     built = (manifest or {}).get("encoder", {})
     args = (e.model or built.get("model"), e.query_prefix or built.get("query_prefix", ""),
             e.passage_prefix or built.get("passage_prefix", ""), e.device, e.max_seq_length, e.torch_threads)
-    return _encoder(*args) if shared else _encoder.__wrapped__(*args)
+    return (_encoder if shared else _private_encoder)(*args)
 
 
 def make_generator(settings: Settings):

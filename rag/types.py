@@ -12,6 +12,11 @@ def passage_id(document_id: str, ordinal: int) -> str:
     return f"{document_id}#{ordinal}"
 
 
+def indexed_text(title: str, text: str) -> str:
+    """What BM25 and the encoder read: the title travels with every passage."""
+    return f"{title}\n{text}" if title else text
+
+
 def document_of(passage_id: str) -> str:
     """The document id inside a passage id."""
     return passage_id.rsplit("#", 1)[0]
@@ -64,8 +69,7 @@ class Passage:
 
     @property
     def indexed_text(self) -> str:
-        """What BM25 and the encoder read: the title travels with every passage."""
-        return f"{self.title}\n{self.text}" if self.title else self.text
+        return indexed_text(self.title, self.text)
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,3 @@ class IndexSummary:
     published: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(self.seconds.values())

@@ -51,12 +51,14 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.include_router(documents.router, dependencies=[WriteKey])
 
     def job_encoder():
+        """Resolved for every job: the encoder the published index was built with (it may have been
+        re-encoded with another model since the last job)."""
+        if encoder_factory is not None:
+            return encoder_factory()
         from rag import generations as gens
 
         gen = gens.current_generation(settings.index_dir)
         manifest = gens.read_manifest(gen) if gen is not None and gen.is_dir() else None
-        if encoder_factory is not None:
-            return encoder_factory()
         return factory.index_encoder(settings, manifest, shared=False)
 
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)

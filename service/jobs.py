@@ -34,7 +34,6 @@ class JobRunner:
         self._store = store  # Lazy
         self._searcher = searcher  # Lazy
         self._encoder_factory = encoder_factory
-        self._encoder = None
         self._queue: queue.Queue[tuple[str, list[SourceDocument], list[str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -77,9 +76,7 @@ class JobRunner:
     def _run(self, job_id: str, docs: list[SourceDocument], delete: list[str]) -> None:
         from rag.factory import make_index_job
 
-        if self._encoder is None:
-            self._encoder = self._encoder_factory()
-        job = make_index_job(self.settings.model_copy(update={"progress": False}), encoder=self._encoder,
+        job = make_index_job(self.settings.model_copy(update={"progress": False}), encoder=self._encoder_factory(),
                              store=self._store.get())
         job.commit_every = 64
 

@@ -11,7 +11,7 @@ from eval.data import Dataset
 from rag.errors import InputError
 from rag.search import Searcher
 
-from rag.types import document_of
+from rag.types import document_of, indexed_text
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
 
 def feedback_pairs(store) -> list[Pair]:
     """Positive user feedback (click, useful) stored by the service: (query, passage) pairs."""
-    return [Pair(f"fb-{i}", q, pid, f"{title}\n{text}" if title else text, "feedback")
+    return [Pair(f"fb-{i}", q, pid, indexed_text(title, text), "feedback")
             for i, (q, pid, title, text) in enumerate(store.positive_feedback())]
 
 

@@ -27,8 +27,8 @@ def pct(xs, q):
     return round(float(np.percentile(xs, q)), 3)
 
 
-def measure(searcher, queries: list[str], warmup: int) -> dict:
-    for q in queries[:warmup]:
+def measure(searcher, warmup: list[str], queries: list[str]) -> dict:
+    for q in warmup:
         searcher.search(q)
     stages: dict[str, list[float]] = {}
     for q in queries:
@@ -57,9 +57,7 @@ def main() -> None:
     warm = (queries * (1 + args.warmup // len(queries)))[: args.warmup]
     out = {"dataset": ds.name, "split": args.split, "queries": len(queries), "passages": len(searcher.reader.docstore),
            "fusion": searcher.retrieval.model_dump(mode="json"), "max_k": searcher.truncation.max_k}
-    for q in warm:
-        searcher.search(q)
-    out["exact"] = measure(searcher, queries, 0)
+    out["exact"] = measure(searcher, warm, queries)
     flat = searcher.reader.dense.index
     vecs = flat.reconstruct_n(0, flat.ntotal)
     hnsw = faiss.IndexHNSWFlat(vecs.shape[1], settings.dense.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -67,7 +65,7 @@ def main() -> None:
     hnsw.add(vecs)
     hnsw.hnsw.efSearch = settings.dense.ef_search
     searcher.reader.dense.index, searcher.reader.dense.kind = hnsw, "hnsw"
-    out["hnsw"] = measure(searcher, queries, min(args.warmup, len(queries)))
+    out["hnsw"] = measure(searcher, warm, queries)
     out["hnsw"]["efSearch"] = settings.dense.ef_search
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
