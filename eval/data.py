@@ -38,16 +38,23 @@ def splits(path: Path) -> list[str]:
     return sorted(p.stem for p in (path / "qrels").glob("*.tsv"))
 
 
-def load_dataset(path: str | Path, split: str) -> Dataset:
+def load_dataset(path: str | Path, split: str, qrels_file: Path | None = None) -> Dataset:
+    """The split's queries and judgments; ``qrels_file`` replaces qrels/SPLIT.tsv (a fine-tuned model's
+    held-out dev_qrels.tsv, say) and names the split after itself."""
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"dataset folder {str(path)!r} does not exist")
     missing = [n for n in ("corpus.jsonl", "queries.jsonl", "qrels") if not (path / n).exists()]
     if missing:
         raise InputError(f"dataset {str(path)!r} is missing {', '.join(missing)} (BEIR format expected)")
-    qrels_file = path / "qrels" / f"{split}.tsv"
-    if not qrels_file.is_file():
-        raise InputError(f"dataset {str(path)!r} has no split {split!r}; available: {', '.join(splits(path)) or 'none'}")
+    if qrels_file is not None:
+        if not Path(qrels_file).is_file():
+            raise InputError(f"qrels file {str(qrels_file)!r} does not exist")
+        qrels_file, split = Path(qrels_file), Path(qrels_file).stem
+    else:
+        qrels_file = path / "qrels" / f"{split}.tsv"
+        if not qrels_file.is_file():
+            raise InputError(f"dataset {str(path)!r} has no split {split!r}; available: {', '.join(splits(path)) or 'none'}")
     qrels = _read_qrels(qrels_file)
     all_queries = _read_queries(path / "queries.jsonl")
     unknown_q = sorted(set(qrels) - set(all_queries))

@@ -47,11 +47,14 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
         yield "wrote " + ", ".join(map(str, ans.write(rep, output)))
 
 
-def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool) -> Iterator[str]:
+def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool,
+                 qrels: Path | None = None) -> Iterator[str]:
     modes = parse_retrievers(retrievers)
+    if qrels is not None:
+        split = qrels.stem
     if do_tune:
         refuse_test_split(split)
-    ds = load_dataset(dataset, split)
+    ds = load_dataset(dataset, split, qrels)
     searcher = open_searcher(ds, settings)
     if do_tune:
         tuned = tune(searcher, ds, settings.progress)

@@ -186,6 +186,8 @@ def ask(
 def eval_(
     dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv")],
     split: Annotated[str, typer.Option(help="qrels split to evaluate (or to tune on)")] = "test",
+    qrels: Annotated[Optional[Path], typer.Option(
+        help="judgments file used instead of qrels/SPLIT.tsv, e.g. a fine-tuned model's held-out dev_qrels.tsv")] = None,
     retrievers: Annotated[str, typer.Option(help="comma-separated: bm25,dense,hybrid")] = "bm25,dense,hybrid",
     model: ModelOpt = None,
     output: Annotated[Optional[Path], typer.Option(help="JSON report; .md and .png are written beside it")] = None,
@@ -210,13 +212,15 @@ def eval_(
         "generator": {"max_tokens": max_tokens},
     })
     if task == "answer":
+        if qrels is not None:
+            raise InputError("--qrels is for --task retrieval; the answer task reads answers.jsonl")
         try:
             ks = [int(x) for x in k_values.split(",") if x.strip()]
         except ValueError:
             raise InputError(f"--k-values {k_values!r}: expected integers like 3,5") from None
         lines = answer_cmd(settings, dataset, split, output, ks)
     elif task == "retrieval":
-        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune)
+        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels)
     else:
         raise InputError(f"--task {task!r}: choose retrieval or answer")
     for line in lines:

@@ -38,6 +38,15 @@ def test_unknown_split_lists_available(ds_dir):
         load_dataset(ds_dir, "train")
 
 
+def test_a_qrels_file_replaces_the_split(ds_dir, tmp_path):
+    f = tmp_path / "dev_qrels.tsv"
+    f.write_text("query-id\tcorpus-id\tscore\n" + (ds_dir / "qrels" / "dev.tsv").read_text().splitlines()[1] + "\n")
+    ds = load_dataset(ds_dir, "test", f)
+    assert ds.split == "dev_qrels" and len(ds.qrels) == len(ds.queries) == 1
+    with pytest.raises(InputError, match="qrels file .*nope.tsv.* does not exist"):
+        load_dataset(ds_dir, "test", tmp_path / "nope.tsv")
+
+
 def test_qrels_with_unknown_ids(ds_dir):
     with (ds_dir / "qrels" / "dev.tsv").open("a") as fh:
         fh.write("q01\tno-such-doc\t1\n")

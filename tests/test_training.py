@@ -101,6 +101,15 @@ def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
     assert "dev metrics" in (out / "README.md").read_text().lower()
     mined = [json.loads(x) for x in (out / "hard_negatives.jsonl").read_text().splitlines()]
     assert mined and all(m["negatives"] for m in mined)
+    dev_q = {line.split("\t")[0] for line in (out / "dev_qrels.tsv").read_text().splitlines()[1:]}
+    assert len(dev_q) == rep["dev_queries"] and not dev_q & {m["query_id"] for m in mined}  # held out
+    tuned = tmp_path / "tuned.json"
+    r = subprocess.run([*RAG, "eval", "--dataset", str(SAMPLE), "--qrels", str(out / "dev_qrels.tsv"), "--model", str(out),
+                        "--tune", "--tuned-file", str(tuned), "--cache-dir", str(cache), "--no-progress"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    t = json.loads(tuned.read_text())["tuned_on"]
+    assert t["split"] == "dev_qrels" and t["queries"] == len(dev_q)
     idx = tmp_path / "idx"
     subprocess.run([*RAG, "index", str(SAMPLE), "--index-dir", str(idx), "--no-progress"], check=True, capture_output=True)
     r = subprocess.run([*RAG, "index", "--index-dir", str(idx), "--model", str(out), "--json", "--no-progress"],

@@ -19,6 +19,13 @@ from rag.types import document_of
 
 log = logging.getLogger(__name__)
 SOURCES = ("qrels", "bootstrap", "feedback", "synthetic")
+DEV_QRELS = "dev_qrels.tsv"  # the held-out dev queries' judgments, to tune fusion for the new model
+
+
+def dev_qrels(dev_queries: dict[str, str], qrels: dict[str, dict[str, int]]) -> str:
+    """BEIR qrels text for the dev queries that come from the dataset's split (`rag eval --qrels`)."""
+    rows = [f"{q}\t{d}\t{g}" for q in sorted(dev_queries) if q in qrels for d, g in sorted(qrels[q].items()) if g > 0]
+    return "query-id\tcorpus-id\tscore\n" + "".join(r + "\n" for r in rows)
 
 
 def run_training(
@@ -86,7 +93,8 @@ def run_training(
         "index": searcher.reader.manifest["chunking"],
     }
     base = settings.encoder.model or str(searcher.encoder.path)
-    report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress)
+    files = {DEV_QRELS: dev_qrels(dev_queries, ds.qrels)} if needs_labels else None
+    report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files)
     if mined_file is not None:
         shutil.move(str(mined_file), output / "hard_negatives.jsonl")
     return report

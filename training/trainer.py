@@ -71,7 +71,7 @@ def _peak_rss_mb() -> float:
 def train(
     base_model: str, output: Path, train_rows: list[Pair] | list[Triplet], dev_queries: dict[str, str],
     dev_corpus: dict[str, str], dev_relevant: dict[str, set[str]], s: TrainSettings, data_card: dict[str, Any],
-    progress: bool = True,
+    progress: bool = True, files: dict[str, str] | None = None,
 ) -> TrainReport:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -158,6 +158,8 @@ def train(
     model.save(str(staging))
     (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     (staging / "README.md").write_text(model_card(report))
+    for name, text in (files or {}).items():
+        (staging / name).write_text(text)
     if output.exists():
         output.rmdir()  # checked empty above
     staging.rename(output)
