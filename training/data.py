@@ -85,12 +85,14 @@ SYNTHETIC_PROMPT = (
 
 
 def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, seed: int = 13,
-                    concurrency: int = 8, max_passage_words: int = 160) -> list[Pair]:
+                    concurrency: int = 8, max_passage_words: int = 160, progress: bool = False) -> list[Pair]:
     """LLM augmentation: the generator writes a question for each of ``limit`` sampled passages; a
     pair is kept only when BM25 ranks its passage in the top ``top_k`` for that question (round-trip
     filter), which drops vague or off-topic questions. Requests run concurrently so the local
     generator batches them."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
 
     from rag.generators.base import GenerationParams
 
@@ -106,7 +108,8 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
 
     pairs = []
     with ThreadPoolExecutor(concurrency) as pool:
-        for pid, question, positive in pool.map(ask, ids[:limit]):
+        asked = pool.map(ask, ids[:limit])
+        for pid, question, positive in tqdm(asked, total=min(limit, len(ids)), desc="synthetic queries", disable=not progress):
             if len(question.split()) < 3:
                 continue
             if pid in {h.passage_id for h in searcher.reader.bm25.search(question, top_k)}:

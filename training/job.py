@@ -55,7 +55,8 @@ def run_training(
     if "synthetic" in sources:
         from rag.factory import make_generator
 
-        pairs += synthetic_pairs(searcher, generator or make_generator(settings), synthetic_limit, seed=ts.seed)
+        pairs += synthetic_pairs(searcher, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
+                                progress=settings.progress)
     if "feedback" in sources:
         from rag.factory import make_store
 

@@ -124,7 +124,7 @@ def train(
     eval_steps = s.eval_steps or steps_per_epoch
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work), num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
-        learning_rate=s.learning_rate, warmup_ratio=s.warmup_ratio, seed=s.seed, data_seed=s.seed,
+        learning_rate=s.learning_rate, warmup_steps=s.warmup_ratio, seed=s.seed, data_seed=s.seed,  # warmup below 1: a share
         batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="steps", eval_steps=eval_steps,
         save_strategy="steps", save_steps=eval_steps, save_total_limit=2, load_best_model_at_end=True,
         metric_for_best_model=f"eval_{EVAL_NAME}_cosine_ndcg@10", greater_is_better=True,

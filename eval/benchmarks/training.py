@@ -26,6 +26,8 @@ CONFIGS = {
     "round2": ["--model", "data/models/scifact-bm25_negatives_filtered", "--negatives", "1", "--dense-negatives",
                "--learning-rate", "2e-5"],
     "round3": ["--model", "data/models/scifact-round2", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
+    "round4": ["--model", "data/models/scifact-round3", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
+    "round5": ["--model", "data/models/scifact-round4", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
 }
 LABELS = {
     "in_batch_only": "qrels, in-batch negatives only",
@@ -35,6 +37,8 @@ LABELS = {
     "bootstrap_only": "cold-start bootstrap only (830 titles as pseudo-queries, no labels)",
     "round2": "+ a second epoch from the filtered model, negatives re-mined with it (BM25 + dense)",
     "round3": "+ a third epoch, the same way from the second",
+    "round4": "+ a fourth epoch, the same way from the third",
+    "round5": "+ a fifth epoch, the same way from the fourth",
 }
 
 
