@@ -6,6 +6,7 @@ import pytest
 
 from indexer.sources import open_source
 from rag.encoders.hashing import HashEncoder
+from rag.generators.base import Generation, Generator, TokenStream
 from rag.reader import IndexReader
 from rag.search import Searcher
 from training.data import bootstrap_pairs, split_dev
@@ -138,27 +139,48 @@ def test_feedback_pairs_come_from_positive_signals(tmp_path):
     assert p.positive.startswith("Growing garlic\n")
 
 
+class Asker(Generator):
+    """Asks about the passage's title (a good question), or something unrelated for every third one."""
+
+    n = 0
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def stream(self, messages, params):
+        Asker.n += 1
+        title = messages[-1]["content"].split("Passage:\n", 1)[1].split("\n", 1)[0]
+        text = f"What about {title}?" if Asker.n % 3 else "What is the meaning of life itself?"
+        s = TokenStream(iter([text]))
+        s.result = Generation(text, 1, len(text.split()), 0.0, 0.0, "stop")
+        return s
+
+
 def test_synthetic_queries_keep_only_round_trips(searcher):
-    from rag.generators.base import Generation, Generator, TokenStream
     from training.data import synthetic_pairs
 
-    class Asker(Generator):
-        """Asks about the passage's title (a good question), or something unrelated for every third one."""
-
-        n = 0
-
-        def count_tokens(self, text):
-            return len(text.split())
-
-        def stream(self, messages, params):
-            Asker.n += 1
-            title = messages[-1]["content"].split("Passage:\n", 1)[1].split("\n", 1)[0]
-            text = f"What about {title}?" if Asker.n % 3 else "What is the meaning of life itself?"
-            s = TokenStream(iter([text]))
-            s.result = Generation(text, 1, len(text.split()), 0.0, 0.0, "stop")
-            return s
-
+    Asker.n = 0
     pairs = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1)
     assert 10 <= len(pairs) <= 20  # the unrelated third are dropped by the round trip
     for p in pairs:
         assert p.source == "synthetic" and p.positive_id in {h.passage_id for h in searcher.reader.bm25.search(p.query, 5)}
+
+
+def test_synthetic_queries_resume_from_their_journal(searcher, tmp_path):
+    from training.data import clean_question, synthetic_pairs
+
+    Asker.n = 0
+    whole = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1)
+    journal = tmp_path / "syn.jsonl"
+    Asker.n = 0
+    first = synthetic_pairs(searcher, Asker(), limit=12, concurrency=1, journal=journal)
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines) + '\n{"passage_id": "cut sh')  # killed mid-line
+    Asker.n = 12
+    again = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1, journal=journal)
+    assert Asker.n == 30  # only the 18 passages not in the journal were asked
+    assert [p.query for p in again[:len(first)]] == [p.query for p in first]
+    assert [(p.positive_id, p.query) for p in again] == [(p.positive_id, p.query) for p in whole]
+    assert synthetic_pairs(searcher, Asker(), limit=30, concurrency=1, journal=journal) == again and Asker.n == 30
+    assert clean_question('The answer is: "What kills tomato seedlings?"') == "What kills tomato seedlings?"
+    assert clean_question("Question: Why mulch?") == "Why mulch?"

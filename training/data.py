@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from eval.data import Dataset
 from rag.errors import InputError
@@ -84,12 +87,22 @@ SYNTHETIC_PROMPT = (
 )
 
 
+_PREAMBLE = re.compile(r"^\s*(?:(?:the\s+)?(?:question|answer)(?:\s+is)?\s*:\s*)+", re.IGNORECASE)
+
+
+def clean_question(text: str) -> str:
+    """Drop what small models wrap a question in: 'Question:', 'The answer is:', quotes."""
+    return _PREAMBLE.sub("", text).strip().strip("\"'").strip()
+
+
 def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, seed: int = 13,
-                    concurrency: int = 8, max_passage_words: int = 160, progress: bool = False) -> list[Pair]:
+                    concurrency: int = 8, max_passage_words: int = 160, progress: bool = False,
+                    journal: Path | None = None) -> list[Pair]:
     """LLM augmentation: the generator writes a question for each of ``limit`` sampled passages; a
     pair is kept only when BM25 ranks its passage in the top ``top_k`` for that question (round-trip
     filter), which drops vague or off-topic questions. Requests run concurrently so the local
-    generator batches them."""
+    generator batches them. Each question is appended to ``journal`` as it arrives, and a re-run
+    asks only for the passages not in it (generation is the slow part of a CPU run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -98,23 +111,42 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
 
     ids = list(searcher.reader.docstore.ids)
     random.Random(seed).shuffle(ids)
+    ids = ids[:limit]
     params = GenerationParams(temperature=0.0, max_tokens=48, repetition_penalty=1.1, stop=("\n",))
+    asked: dict[str, str] = {}
+    if journal is not None and journal.is_file():
+        text = journal.read_text()
+        if text and not text.endswith("\n"):
+            with journal.open("a") as fh:
+                fh.write("\n")  # end a line cut short by a kill before appending
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+                asked[row["passage_id"]] = row["question"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        log.info("synthetic queries: %d already written, in %s", len(asked), journal)
 
-    def ask(pid: str) -> tuple[str, str, str]:
+    def ask(pid: str) -> tuple[str, str]:
         p = searcher.reader.docstore.get([pid])[pid]
         text = " ".join(p.indexed_text.split()[:max_passage_words])
         msgs = [{"role": "user", "content": SYNTHETIC_PROMPT.format(passage=text)}]
-        return pid, generator.generate(msgs, params).text.strip(), p.indexed_text
+        return pid, generator.generate(msgs, params).text.strip()
 
+    todo = [pid for pid in ids if pid not in asked]
+    with ThreadPoolExecutor(concurrency) as pool, (journal.open("a") if journal else contextlib.nullcontext()) as out:
+        for pid, question in tqdm(pool.map(ask, todo), total=len(todo), desc="synthetic queries", disable=not progress):
+            asked[pid] = question
+            if out is not None:
+                out.write(json.dumps({"passage_id": pid, "question": question}) + "\n")
+                out.flush()
     pairs = []
-    with ThreadPoolExecutor(concurrency) as pool:
-        asked = pool.map(ask, ids[:limit])
-        for pid, question, positive in tqdm(asked, total=min(limit, len(ids)), desc="synthetic queries", disable=not progress):
-            if len(question.split()) < 3:
-                continue
-            if pid in {h.passage_id for h in searcher.reader.bm25.search(question, top_k)}:
-                pairs.append(Pair(f"syn-{pid}", question, pid, positive, "synthetic"))
-    log.info("synthetic queries: kept %d of %d after the round-trip filter", len(pairs), min(limit, len(ids)))
+    positives = searcher.reader.docstore.get(ids)
+    for pid in ids:
+        question = clean_question(asked[pid])
+        if len(question.split()) >= 3 and pid in {h.passage_id for h in searcher.reader.bm25.search(question, top_k)}:
+            pairs.append(Pair(f"syn-{pid}", question, pid, positives[pid].indexed_text, "synthetic"))
+    log.info("synthetic queries: kept %d of %d after the round-trip filter", len(pairs), len(ids))
     return pairs
 
 

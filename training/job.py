@@ -55,8 +55,9 @@ def run_training(
     if "synthetic" in sources:
         from rag.factory import make_generator
 
+        journal = output.parent / f".{output.name}.synthetic.jsonl"
         pairs += synthetic_pairs(searcher, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
-                                progress=settings.progress)
+                                 progress=settings.progress, journal=journal)
     if "feedback" in sources:
         from rag.factory import make_store
 
@@ -98,4 +99,6 @@ def run_training(
     report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files)
     if mined_file is not None:
         shutil.move(str(mined_file), output / "hard_negatives.jsonl")
+    if "synthetic" in sources:
+        shutil.move(str(journal), output / "synthetic_queries.jsonl")
     return report

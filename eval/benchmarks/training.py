@@ -20,25 +20,20 @@ CONFIGS = {
     "in_batch_only": ["--negatives", "0"],
     "bm25_negatives": ["--negatives", "1", "--no-filter"],
     "bm25_negatives_filtered": ["--negatives", "1"],
-    "synthetic_only": ["--sources", "synthetic", "--negatives", "1", "--synthetic-limit", "1500"],
+    "synthetic_only": ["--sources", "synthetic", "--negatives", "1", "--synthetic-limit", "300"],
     "bootstrap_only": ["--sources", "bootstrap", "--negatives", "1", "--bootstrap-limit", "830"],
-    # a second round from the filtered model, negatives re-mined with it (BM25 + its own dense candidates)
-    "round2": ["--model", "data/models/scifact-bm25_negatives_filtered", "--negatives", "1", "--dense-negatives",
-               "--learning-rate", "2e-5"],
-    "round3": ["--model", "data/models/scifact-round2", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
-    "round4": ["--model", "data/models/scifact-round3", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
-    "round5": ["--model", "data/models/scifact-round4", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"],
+    # further rounds from the previous round's model, negatives re-mined with it (BM25 + its own dense candidates)
+    **{f"round{n}": ["--model", f"data/models/scifact-{prev}", "--negatives", "1", "--dense-negatives", "--learning-rate", "2e-5"]
+       for n, prev in [(2, "bm25_negatives_filtered"), (3, "round2"), (4, "round3"), (5, "round4")]},
 }
 LABELS = {
     "in_batch_only": "qrels, in-batch negatives only",
     "bm25_negatives": "qrels + BM25 hard negatives",
     "bm25_negatives_filtered": "qrels + BM25 hard negatives + false-negative filtering",
-    "synthetic_only": "synthetic queries only (generator-written, round-trip filtered; no qrels)",
+    "synthetic_only": "synthetic queries only (SmolLM2-135M questions for 300 passages, round-trip filtered; no qrels)",
     "bootstrap_only": "cold-start bootstrap only (830 titles as pseudo-queries, no labels)",
     "round2": "+ a second epoch from the filtered model, negatives re-mined with it (BM25 + dense)",
-    "round3": "+ a third epoch, the same way from the second",
-    "round4": "+ a fourth epoch, the same way from the third",
-    "round5": "+ a fifth epoch, the same way from the fourth",
+    **{f"round{n}": f"+ epoch {n}, the same way from the previous one" for n in (3, 4, 5)},
 }
 
 
