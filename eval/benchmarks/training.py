@@ -3,9 +3,11 @@
     python -m eval.benchmarks.training [--only NAME ...] [--epochs 1]
 
 Each configuration trains with `rag train` on SciFact's train qrels (dev carved from them; the
-bootstrap row uses no labels at all), then `rag eval` reports dense and hybrid nDCG@10 on test with
-the new model (hybrid uses the fusion settings tuned on train for the base model). Models that
-exist are reused. Writes docs/results/training/<name>.json and docs/results/training.md.
+synthetic and bootstrap rows use no labels at all), then `rag eval` reports dense and hybrid nDCG@10
+on test with the new model (hybrid with the fusion settings tuned on train for the base model, and
+again with fusion re-tuned on the model's held-out dev queries). Rounds 2-5 each train one more
+epoch from the previous round's model with negatives re-mined by it; all CPU, ~25 min a row here.
+Models that exist are reused. Writes docs/results/training/<name>.json and docs/results/training.md.
 """
 
 from __future__ import annotations
