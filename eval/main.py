@@ -50,16 +50,14 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
 def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool,
                  qrels: Path | None = None) -> Iterator[str]:
     modes = parse_retrievers(retrievers)
-    if qrels is not None:
-        split = qrels.stem
-    if do_tune:
-        refuse_test_split(split)
     ds = load_dataset(dataset, split, qrels)
+    if do_tune:
+        refuse_test_split(ds.split)
     searcher = open_searcher(ds, settings)
     if do_tune:
         tuned = tune(searcher, ds, settings.progress)
         write_tuned(settings.tuned_path, tuned)
-        yield f"tuned on {ds.name}/{split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
+        yield f"tuned on {ds.name}/{ds.split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
         yield f"written to {settings.tuned_path}"
         return
     results = {}
@@ -71,7 +69,7 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
                                "latency_ms": rr.latency_summary()}
     r = searcher.retrieval
     rep = {
-        "dataset": ds.name, "split": split, "num_queries": len(ds.queries), "results": results,
+        "dataset": ds.name, "split": ds.split, "num_queries": len(ds.queries), "results": results,
         "index": {"generation": searcher.reader.generation, **searcher.reader.manifest["counts"],
                   "encoder": searcher.reader.manifest["encoder"]["model"], "chunking": searcher.reader.manifest["chunking"],
                   "bm25": {"backend": searcher.reader.manifest["bm25"]["backend"], "k1": settings.bm25.k1, "b": settings.bm25.b},
