@@ -21,7 +21,6 @@ from rag.factory import make_chunker, make_encoder, make_index_job, make_searche
 from rag.search import Candidates, Searcher
 from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings
-
 from rag.types import document_of
 
 log = logging.getLogger(__name__)

@@ -9,23 +9,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from enum import Enum
 
 from sqlalchemy import select, update
 
 from rag.errors import InputError
 from rag.store.models import ApiKeyRow, utcnow
 from rag.store.sql import DocumentStore
-
-
-class Scope(str, Enum):
-    read = "read"
-    write = "write"
-    admin = "admin"
-
-    def allows(self, needed: "Scope") -> bool:
-        order = [Scope.read, Scope.write, Scope.admin]
-        return order.index(self) >= order.index(needed)
+from rag.types import Scope
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rag.errors import ConfigError, InputError, RagError
 from rag.serialize import answer_result_dict, search_result_dict
 from rag.settings import BM25Backend, Mode, Settings, load_settings
+from rag.types import Scope
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger("rag")
@@ -284,22 +285,16 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP service
 app.add_typer(keys_app, name="keys")
 
 
-class ScopeOpt(str, Enum):
-    read = "read"
-    write = "write"
-    admin = "admin"
-
-
 @keys_app.command("create")
 def keys_create(
-    scope: Annotated[ScopeOpt, typer.Option(help="read: search, answer; write: + feedback, documents; admin: all")],
+    scope: Annotated[Scope, typer.Option(help="read: search, answer; write: + feedback, documents; admin: all")],
     name: Annotated[str, typer.Option(help="a label for the key")] = "",
     index_dir: IndexDirOpt = None,
     database_url: DbOpt = None,
 ) -> None:
     """Create a key; it is printed once and only its hash is stored."""
-    from rag.auth import Scope, create_key
-    key, token = create_key(_store(index_dir, database_url), Scope(scope.value), name)
+    from rag.auth import create_key
+    key, token = create_key(_store(index_dir, database_url), scope, name)
     typer.echo(token)
     typer.echo(f"created key {key.id} with scope {key.scope.value}; store it now, it cannot be shown again", err=True)
 

@@ -9,6 +9,10 @@ class InputError(RagError):
     """The user gave something unusable (a path, a record, a query)."""
 
 
+class IndexLockedError(InputError):
+    """Another indexing job holds the index."""
+
+
 class ConfigError(RagError):
     """A setting is invalid or a model/index it names cannot be loaded."""
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rag.errors import IndexNotFoundError, InputError
+from rag.errors import IndexLockedError, IndexNotFoundError
 
 log = logging.getLogger(__name__)
 GENERATIONS = "generations"
@@ -63,7 +63,7 @@ def job_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise InputError(f"another indexing job is running on {str(index_dir)!r}") from None
+            raise IndexLockedError(f"another indexing job is running on {str(index_dir)!r}") from None
         yield
     finally:
         fh.close()

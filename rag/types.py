@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 
@@ -20,6 +21,18 @@ def indexed_text(title: str, text: str) -> str:
 def document_of(passage_id: str) -> str:
     """The document id inside a passage id."""
     return passage_id.rsplit("#", 1)[0]
+
+
+class Scope(str, Enum):
+    """An API key's scope; ordered: read < write < admin."""
+
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+    def allows(self, needed: "Scope") -> bool:
+        order = [Scope.read, Scope.write, Scope.admin]
+        return order.index(self) >= order.index(needed)
 
 
 @dataclass(frozen=True)

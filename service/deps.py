@@ -94,16 +94,13 @@ class TTLCache:
             return hit[1] if hit is not None and hit[0] > time.monotonic() else MISSING
 
     def get(self, key: str, compute):
-        now = time.monotonic()
-        with self._lock:
-            hit = self._items.get(key)
-            if hit is not None and hit[0] > now:
-                return hit[1]
-        value = compute()
-        with self._lock:
-            if len(self._items) >= self.max_items:
-                self._items.clear()
-            self._items[key] = (now + self.ttl_s, value)
+        value = self.peek(key)
+        if value is MISSING:
+            value = compute()
+            with self._lock:
+                if len(self._items) >= self.max_items:
+                    self._items.clear()
+                self._items[key] = (time.monotonic() + self.ttl_s, value)
         return value
 
 

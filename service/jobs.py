@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import update
 
 from indexer.sources import RecordsSource
-from rag.errors import InputError
+from rag.errors import IndexLockedError
 from rag.settings import Settings
 from rag.store.models import JobRow, utcnow
 from rag.types import SourceDocument
@@ -89,9 +89,7 @@ class JobRunner:
             try:
                 summary = job.run(RecordsSource(API_SOURCE, docs) if docs else None, delete=delete)
                 break
-            except InputError as exc:
-                if "another indexing job" not in str(exc):
-                    raise
+            except IndexLockedError:
                 time.sleep(0.5)  # another job holds the index: wait our turn
         out = asdict(summary)
         out["rejections"] = [str(r) for r in summary.rejections]

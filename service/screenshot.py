@@ -9,6 +9,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # Debian's
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -19,7 +20,7 @@ def main() -> None:
     ap.add_argument("--question", default="How often should I water a snake plant in winter?")
     ap.add_argument("--key", default="")
     ap.add_argument("--output", type=Path, default=Path("docs/web-page.png"))
-    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    ap.add_argument("--chromium", default=CHROMIUM)
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 

@@ -2,7 +2,6 @@
 stream in, see the cited passage highlighted beside it."""
 
 import os
-import shutil
 
 import pytest
 
@@ -13,11 +12,9 @@ from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import Settings
 from service import create_app
+from service.screenshot import CHROMIUM, FLAGS
 from tests.conftest import SAMPLE, make_job, running_server
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.browser
 

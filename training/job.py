@@ -11,11 +11,10 @@ from eval.data import load_dataset
 from eval.runner import open_searcher
 from rag.errors import InputError
 from rag.settings import Settings
+from rag.types import document_of
 from training import mining
 from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev, synthetic_pairs
 from training.trainer import TrainReport, TrainSettings, check_output, train
-
-from rag.types import document_of
 
 log = logging.getLogger(__name__)
 SOURCES = ("qrels", "bootstrap", "feedback", "synthetic")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import logging
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path

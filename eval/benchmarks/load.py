@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -128,14 +127,13 @@ async def main_async(args) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    gen = work / "index" / "generations" / json.loads((work / "index" / "CURRENT").read_text())["generation"]
-    with sqlite3.connect(work / "index" / "rag.db") as c:
-        sql = c.execute("SELECT count(*) FROM passages").fetchone()[0]
-    import faiss
+    from rag.reader import IndexReader
+    from rag.store.sql import DocumentStore
 
-    result["counts"] = {"sql_passages": sql, "served_passages": ready.get("passages"),
-                        "bm25_docs": len((gen / "bm25" / "docids.txt").read_text().splitlines()) if (gen / "bm25" / "docids.txt").exists() else None,
-                        "dense_vectors": faiss.read_index(str(gen / "dense" / "index.faiss")).ntotal}
+    reader = IndexReader(work / "index")
+    result["counts"] = {"sql_passages": DocumentStore(f"sqlite:///{work / 'index' / 'rag.db'}").counts()[1],
+                        "served_passages": ready.get("passages"), "bm25_docs": len(reader.bm25),
+                        "dense_vectors": len(reader.dense)}
     return result
 
 
