@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from indexer.sources import RecordsSource, Source
 from rag import generations as gens
-from rag.bm25 import build_bm25
+from rag.bm25 import build_bm25, open_bm25
 from rag.chunking import Chunker, text_hash
-from rag.dense import build_dense
+from rag.dense import DenseIndex, build_dense
 from rag.docstore import DocStore, write_docstore
 from rag.encoders.base import Encoder
-from rag.errors import InputError
+from rag.errors import IndexValidationError, InputError, RagError
 from rag.settings import BM25Backend
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
@@ -97,8 +97,10 @@ class IndexJob:
                 self._ingest(source, sync)
             self._encode()
             self._build_and_publish()
-        docs, passages = self.store.counts()
-        self.summary.documents_total, self.summary.passages_total = docs, passages
+        try:  # reporting only: after a publish, a failure here must not fail the job
+            self.summary.documents_total, self.summary.passages_total = self.store.counts()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not count the store after the job: %s", exc)
         return self.summary
 
     # -- stages --------------------------------------------------------------------------------
@@ -187,15 +189,48 @@ class IndexJob:
             self.on_progress("publish", 0, 1)
         with self._stage("store"):
             passages_fp, fingerprint = self._fingerprints()
-        current = gens.current_generation(self.index_dir)
-        previous = gens.read_manifest(current) if current is not None and current.is_dir() else {}
+        current, previous = self._intact_current()
         if previous.get("fingerprint") == fingerprint:
             log.info("index unchanged; generation %s stays current", current.name)
             self.summary.generation = current.name
             return
         name, staging = gens.new_staging(self.index_dir)
+        try:
+            self._build(staging, current, previous, passages_fp, fingerprint)
+            with self._stage("validate"):
+                self._validate(staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        with self._stage("publish"):
+            gens.publish(self.index_dir, name, staging, self._manifest)
+        self.summary.generation = name
+        self.summary.published = True
+        try:  # published: what follows is housekeeping, and its failure must not fail the job
+            gens.collect_garbage(self.index_dir, self.keep_generations)
+        except OSError as exc:
+            log.warning("could not remove old generations: %s", exc)
+
+    def _intact_current(self) -> tuple[Path | None, dict]:
+        """The published generation and its manifest; ({}) when there is none or it is damaged, so a
+        re-run rebuilds it rather than reporting an unchanged index."""
+        try:
+            current = gens.current_generation(self.index_dir)
+            if current is None or not current.is_dir():
+                return current, {}
+            damaged = gens.verify(current)
+        except RagError as exc:
+            log.warning("the published generation is unusable (%s): rebuilding", exc)
+            return None, {}
+        if damaged:
+            log.warning("generation %s is damaged (%s): rebuilding", current.name, ", ".join(damaged[:5]))
+            return None, {}
+        return current, gens.read_manifest(current)
+
+    def _build(self, staging: Path, current: Path | None, previous: dict, passages_fp: str, fingerprint: str) -> None:
         vectors: list[bytes] = []
         documents: set[str] = set()
+        self._expected_ids: list[str] = []
 
         def passages() -> Iterator[Passage]:
             for p in self.store.iter_passages():
@@ -203,12 +238,13 @@ class IndexJob:
                     raise RuntimeError(f"passage {p.id} has no vector after encoding")
                 vectors.append(p.embedding)
                 documents.add(p.document_id)
+                self._expected_ids.append(p.id)
                 yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata, p.token_count)
 
         with self._stage("docstore"):
             n = write_docstore(passages(), staging)
         with self._stage("bm25"):
-            if previous.get("passages_fingerprint") == passages_fp:
+            if current is not None and previous.get("passages_fingerprint") == passages_fp:
                 # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
                 shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
             else:
@@ -220,25 +256,49 @@ class IndexJob:
             dim = self.encoder.dim
             matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
             kind = build_dense(matrix, staging / "dense", self.hnsw_m, self.ef_construction, self.exact_threshold)
-        with self._stage("publish"):
-            manifest = {
-                "created_at": datetime.now(timezone.utc).isoformat(),
-                "fingerprint": fingerprint,
-                "passages_fingerprint": passages_fp,
-                "counts": {"documents": len(documents), "passages": n},
-                "encoder": {
-                    "model_key": self.encoder.model_key, "model": str(getattr(self.encoder, "path", self.encoder.model_key)),
-                    "dim": dim, "max_length": self.encoder.max_length,
-                    "query_prefix": self.encoder.query_prefix, "passage_prefix": self.encoder.passage_prefix,
-                },
-                "chunking": self.chunker.signature,
-                "bm25": {"backend": BM25Backend(self.bm25_backend).value},
-                "dense": {**self._index_settings()["dense"], "kind": kind},
-            }
-            gens.publish(self.index_dir, name, staging, manifest)
-            gens.collect_garbage(self.index_dir, self.keep_generations)
-        self.summary.generation = name
-        self.summary.published = True
+        self._manifest = {
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "fingerprint": fingerprint,
+            "passages_fingerprint": passages_fp,
+            "counts": {"documents": len(documents), "passages": n},
+            "encoder": {
+                "model_key": self.encoder.model_key, "model": str(getattr(self.encoder, "path", self.encoder.model_key)),
+                "dim": dim, "max_length": self.encoder.max_length,
+                "query_prefix": self.encoder.query_prefix, "passage_prefix": self.encoder.passage_prefix,
+            },
+            "chunking": self.chunker.signature,
+            "bm25": {"backend": BM25Backend(self.bm25_backend).value},
+            "dense": {**self._index_settings()["dense"], "kind": kind},
+        }
+
+    def _validate(self, staging: Path) -> None:
+        """The staged generation, read back through the readers the service uses, must hold exactly
+        the store's passages in every format; otherwise it is not published."""
+        expected = self._expected_ids
+        sql_passages = self.store.counts()[1]
+        docstore = DocStore(staging)
+        try:
+            problems = []
+            if len(expected) != sql_passages:
+                problems.append(f"the store holds {sql_passages} passages but {len(expected)} were read")
+            if docstore.ids != expected:
+                problems.append(f"the passage table's ids differ from the store's ({len(docstore.ids)} vs {len(expected)})")
+            bm25 = open_bm25(self.bm25_backend, staging / "bm25")
+            try:
+                bm25_ids = list(bm25.ids)
+            finally:
+                getattr(bm25, "close", lambda: None)()
+            if len(bm25_ids) != len(expected) or set(bm25_ids) != set(expected):
+                missing = sorted(set(expected) - set(bm25_ids))[:3]
+                problems.append(f"BM25 holds {len(bm25_ids)} passages, the store {len(expected)} (missing e.g. {missing})")
+            dense = DenseIndex(staging / "dense")
+            if len(dense) != len(expected) or dense.index.d != self.encoder.dim:
+                problems.append(f"the dense index holds {len(dense)} vectors of {dense.index.d} dims, "
+                                f"expected {len(expected)} of {self.encoder.dim}")
+        finally:
+            docstore.close()
+        if problems:
+            raise IndexValidationError("the new generation failed validation and was not published: " + "; ".join(problems))
 
 
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from rag.errors import InputError
 from rag.types import Rejection, SourceDocument
+from rag.validation import source_document
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
 Record = SourceDocument | Rejection
@@ -105,15 +106,13 @@ def _record(obj: dict[str, Any], id_key: str) -> SourceDocument | str:
     meta = obj.get("metadata") or {}
     if not isinstance(text, str) or not text.strip():
         return "empty or missing 'text'"
-    if not isinstance(title, str):
-        return "'title' must be a string"
-    if not isinstance(meta, dict):
-        return "'metadata' must be an object"
     doc_id = obj.get(id_key, obj.get("id"))
     if doc_id is None or doc_id == "":
         # Derived id: stable for identical content. Give ids to make edits update in place.
-        doc_id = "sha1-" + hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()[:16]
-    return SourceDocument(id=str(doc_id), title=title.strip(), text=text.strip(), metadata=meta)
+        doc_id = "sha1-" + hashlib.sha1(f"{title}\n{text}".encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    elif isinstance(doc_id, (int, float)) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)  # BEIR corpora often have numeric ids
+    return source_document(doc_id, title, text, meta)
 
 
 def _read_folder(folder: Path) -> Iterator[Located]:
@@ -130,7 +129,7 @@ def _read_folder(folder: Path) -> Iterator[Located]:
         if not text.strip():
             yield str(path), None, "empty text"
             continue
-        yield str(path), None, SourceDocument(id=rel, title=title, text=text, metadata={"path": rel})
+        yield str(path), None, source_document(rel, title, text, {"path": rel})
 
 
 def _line_of(data: bytes, offset: int) -> int:

@@ -317,11 +317,20 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], ind
 
 
 @app.command()
+def migrate(index_dir: IndexDirOpt = None, database_url: DbOpt = None) -> None:
+    """Bring the database schema to the newest revision (`rag serve` also does this at start-up)."""
+    store = _store(index_dir, database_url)
+    store.check()
+    typer.echo(f"database schema is current ({store.engine.url.render_as_string(hide_password=True)})")
+
+
+@app.command()
 def serve(
     index_dir: IndexDirOpt = None,
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+    create: Annotated[bool, typer.Option("--create", help="create the index directory if it is missing")] = False,
 ) -> None:
     """Serve the HTTP API (uvicorn)."""
     import os
@@ -329,6 +338,11 @@ def serve(
     import uvicorn
 
     settings = _settings({"index_dir": index_dir})
+    if not settings.index_dir.is_dir():
+        if not create:
+            raise InputError(f"index directory {str(settings.index_dir)!r} does not exist: build one with "
+                             f"`rag index SOURCE --index-dir {settings.index_dir}`, or pass --create to serve an empty one")
+        settings.index_dir.mkdir(parents=True)
     os.environ["RAG_INDEX_DIR"] = str(settings.index_dir)  # workers rebuild settings from the environment
     uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower())

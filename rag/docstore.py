@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.errors import InputError
+from rag.errors import IndexUnavailableError, InputError
 from rag.types import Passage
+from rag.validation import filters_problem
 
 FILE = "passages.sqlite"
 _COLUMNS = "id, document_id, ordinal, title, text, source, metadata, token_count"
@@ -45,9 +47,12 @@ def write_docstore(passages: Iterable[Passage], out_dir: Path) -> int:
 
 class DocStore:
     def __init__(self, gen_dir: Path) -> None:
-        uri = f"file:{(Path(gen_dir) / FILE).resolve()}?mode=ro&immutable=1"
-        self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        self.ids: list[str] = [r[0] for r in self._conn.execute("SELECT id FROM passages ORDER BY row")]
+        path = (Path(gen_dir) / FILE).resolve()
+        if not path.is_file():
+            raise IndexUnavailableError(f"{path} is missing")
+        self._conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        with _readable():
+            self.ids: list[str] = [r[0] for r in self._conn.execute("SELECT id FROM passages ORDER BY row")]
         self.row_of: dict[str, int] = {pid: i for i, pid in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -57,15 +62,16 @@ class DocStore:
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        cur = self._conn.execute(f"SELECT {_COLUMNS} FROM passages WHERE id IN ({marks})", list(ids))
-        return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in cur}
+        with _readable():
+            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM passages WHERE id IN ({marks})", list(ids)).fetchall()
+            return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows}
 
     def rows_matching(self, filters: Mapping[str, Any]) -> np.ndarray:
         """Rows whose passage matches every filter: equality on ``source``, ``document_id`` or a metadata key."""
+        if problem := filters_problem(filters):
+            raise InputError(f"filters: {problem}")
         where, args = [], []
         for key, value in filters.items():
-            if not isinstance(value, (str, int, float, bool)):
-                raise InputError(f"filter {key!r}: only equality on a string, number or boolean is supported")
             if key in COLUMN_FILTERS:
                 where.append(f"{COLUMN_FILTERS[key]} = ?")
             else:
@@ -73,7 +79,17 @@ class DocStore:
                 args.append("$." + json.dumps(key))
             args.append(int(value) if isinstance(value, bool) else value)
         sql = "SELECT row FROM passages" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY row"
-        return np.fromiter((r[0] for r in self._conn.execute(sql, args)), dtype=np.int64)
+        with _readable():
+            return np.fromiter((r[0] for r in self._conn.execute(sql, args).fetchall()), dtype=np.int64)
 
     def close(self) -> None:
         self._conn.close()
+
+
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A damaged passage table is the index's fault, not the request's: a 503 with the reason."""
+    try:
+        yield
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        raise IndexUnavailableError(f"the passage table cannot be read: {exc}") from exc

@@ -19,3 +19,18 @@ class ConfigError(RagError):
 
 class IndexNotFoundError(RagError):
     """No published index generation exists where one was expected."""
+
+
+class IndexUnavailableError(RagError):
+    """The published index (or the store) cannot be read: missing or corrupt files. The service
+    answers 503 with the reason; nothing a client sent is wrong."""
+
+
+class IndexValidationError(RagError):
+    """A freshly built generation failed its checks before publication; it was not published."""
+
+
+class JobQueueFullError(RagError):
+    """The indexing queue is at its bound (in total or for one API key): retry later (HTTP 429)."""
+
+    retry_after_s = 5

@@ -27,8 +27,8 @@ def _encoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_
 _private_encoder = lru_cache(maxsize=2)(_encoder.__wrapped__)
 
 
-def make_store(settings: Settings) -> DocumentStore:
-    return DocumentStore(settings.db_url)
+def make_store(settings: Settings, migrate: bool = True) -> DocumentStore:
+    return DocumentStore(settings.db_url, migrate=migrate)
 
 
 def make_chunker(settings: Settings, encoder: Encoder) -> Chunker:

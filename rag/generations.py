@@ -3,6 +3,7 @@
     INDEX_DIR/
       rag.db                     the SQL store (default SQLite)
       CURRENT                    {"generation": NAME}: replaced in one rename to publish
+      PUBLISHED                  the names of published generations, oldest first (one JSON string a line)
       generations/NAME/          manifest.json, passages.sqlite, bm25/, dense/
       generations/.staging-NAME  a generation being built (removed if its job died)
       .lock                      held by the one indexing job allowed at a time
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rag.errors import IndexLockedError, IndexNotFoundError
+from rag.errors import IndexLockedError, IndexNotFoundError, IndexUnavailableError
 
 log = logging.getLogger(__name__)
 GENERATIONS = "generations"
@@ -35,11 +36,20 @@ STAGING_PREFIX = ".staging-"
 _NAME = re.compile(r"^g(\d{6})-")
 
 
+PUBLISHED = "PUBLISHED"
+
+
 def current_generation(index_dir: Path) -> Path | None:
+    """The folder CURRENT names (None when nothing is published); a CURRENT that cannot be read is
+    an :class:`IndexUnavailableError`, never a guess."""
     try:
-        name = json.loads((Path(index_dir) / CURRENT).read_text())["generation"]
+        name = json.loads((Path(index_dir) / CURRENT).read_text(encoding="utf-8"))["generation"]
     except FileNotFoundError:
         return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexUnavailableError(f"{Path(index_dir) / CURRENT} is unreadable ({exc}); re-run `rag index`") from exc
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise IndexUnavailableError(f"{Path(index_dir) / CURRENT} names no generation ({name!r}); re-run `rag index`")
     return Path(index_dir) / GENERATIONS / name
 
 
@@ -51,7 +61,13 @@ def require_current(index_dir: Path) -> Path:
 
 
 def read_manifest(gen_dir: Path) -> dict[str, Any]:
-    return json.loads((Path(gen_dir) / MANIFEST).read_text())
+    try:
+        manifest = json.loads((Path(gen_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexUnavailableError(f"the manifest of generation {Path(gen_dir).name} is unreadable ({exc})") from exc
+    if not isinstance(manifest, dict) or not {"files", "counts", "encoder", "bm25"} <= manifest.keys():
+        raise IndexUnavailableError(f"the manifest of generation {Path(gen_dir).name} is incomplete")
+    return manifest
 
 
 @contextmanager
@@ -78,7 +94,7 @@ def new_staging(index_dir: Path) -> tuple[str, Path]:
         if p.name.startswith(STAGING_PREFIX):
             log.info("removing unfinished generation %s", p.name)
             shutil.rmtree(p, ignore_errors=True)
-        elif m := _NAME.match(p.name):
+        if m := _NAME.match(p.name.removeprefix(STAGING_PREFIX)):
             numbers.append(int(m.group(1)))
     name = f"g{max(numbers) + 1:06d}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     staging = root / f"{STAGING_PREFIX}{name}"
@@ -100,6 +116,8 @@ def checksums(folder: Path) -> dict[str, str]:
 def verify(gen_dir: Path) -> list[str]:
     """Files whose checksum differs from the manifest's (empty when the generation is intact)."""
     expected = read_manifest(gen_dir)["files"]
+    if not isinstance(expected, dict):
+        return [MANIFEST]
     actual = checksums(gen_dir)
     actual.pop(MANIFEST, None)
     return sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
@@ -119,20 +137,54 @@ def publish(index_dir: Path, name: str, staging: Path, manifest: dict[str, Any])
     _write_synced(tmp, json.dumps({"generation": name}))
     os.replace(tmp, Path(index_dir) / CURRENT)
     _fsync(Path(index_dir))
+    # recorded after CURRENT moved: a generation in PUBLISHED was published; one CURRENT names is kept anyway
+    with open(Path(index_dir) / PUBLISHED, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(name) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
     return final
 
 
+def published(index_dir: Path) -> list[str]:
+    """Names of published generations, oldest first (indexes from before the record: every sealed one)."""
+    path = Path(index_dir) / PUBLISHED
+    if not path.is_file():
+        root = Path(index_dir) / GENERATIONS
+        return sorted(p.name for p in root.iterdir() if _NAME.match(p.name)) if root.is_dir() else []
+    names = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            names.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short by a crash
+    return names
+
+
 def collect_garbage(index_dir: Path, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` generations (never the current one)."""
+    """Keep the generation CURRENT names and the newest published ones (``keep`` in all); delete
+    the rest: older generations, sealed ones that were never published, staging leftovers."""
     root = Path(index_dir) / GENERATIONS
-    current = current_generation(index_dir)
-    gens = sorted((p for p in root.iterdir() if _NAME.match(p.name)), key=lambda p: p.name, reverse=True)
+    try:
+        current = current_generation(index_dir)
+    except IndexUnavailableError:
+        log.warning("CURRENT is unreadable: no generation is deleted")
+        return []
+    kept: list[str] = [current.name] if current is not None else []
+    history = published(index_dir)
+    for name in reversed(history):
+        if len(kept) >= keep:
+            break
+        if name not in kept and (root / name).is_dir():
+            kept.append(name)
     removed = []
-    for p in gens[keep:]:
-        if current is not None and p.name == current.name:
-            continue
-        shutil.rmtree(p, ignore_errors=True)
-        removed.append(p.name)
+    for p in root.iterdir():
+        is_generation = _NAME.match(p.name) is not None
+        if (is_generation and p.name not in kept) or p.name.startswith(STAGING_PREFIX):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    if len(history) > 4 * keep + 16:  # the record stays short
+        _write_synced(Path(index_dir) / f".{PUBLISHED}.tmp", "".join(json.dumps(n) + "\n" for n in history[-keep:]))
+        os.replace(Path(index_dir) / f".{PUBLISHED}.tmp", Path(index_dir) / PUBLISHED)
     return removed
 
 

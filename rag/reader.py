@@ -10,6 +10,7 @@ from rag import generations as gens
 from rag.bm25 import BM25Retriever, open_bm25
 from rag.dense import DenseIndex
 from rag.docstore import DocStore
+from rag.errors import IndexUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +23,33 @@ class IndexReader:
     ) -> None:
         self.index_dir = Path(index_dir)
         self._params = dict(k1=k1, b=b, ef_search=ef_search, faiss_threads=faiss_threads)
+        self._failed: str | None = None  # a newer generation that would not open
         self._open(gens.require_current(self.index_dir))
 
     def _open(self, gen_dir: Path) -> None:
-        self.gen_dir = gen_dir
-        self.manifest: dict[str, Any] = gens.read_manifest(gen_dir)
-        self.docstore = DocStore(gen_dir)
-        self.bm25: BM25Retriever = open_bm25(
-            self.manifest["bm25"]["backend"], gen_dir / "bm25", self._params["k1"], self._params["b"]
-        )
-        self.dense = DenseIndex(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
+        """Open every part of ``gen_dir`` or raise :class:`IndexUnavailableError` saying what is wrong
+        (a checksum that differs from the manifest, a part that does not open, counts that differ)."""
+        manifest = gens.read_manifest(gen_dir)
+        damaged = gens.verify(gen_dir)
+        if damaged:
+            raise IndexUnavailableError(
+                f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
+        docstore = DocStore(gen_dir)
+        try:
+            bm25: BM25Retriever = open_bm25(manifest["bm25"]["backend"], gen_dir / "bm25", self._params["k1"], self._params["b"])
+            dense = DenseIndex(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
+        except IndexUnavailableError:
+            docstore.close()
+            raise
+        except Exception as exc:  # noqa: BLE001 - faiss, Java and pickle each fail their own way
+            docstore.close()
+            raise IndexUnavailableError(f"generation {gen_dir.name} cannot be opened: {exc}") from exc
+        if not len(docstore) == len(bm25) == len(dense):
+            docstore.close()
+            raise IndexUnavailableError(f"generation {gen_dir.name} is inconsistent: {len(docstore)} passages, "
+                                        f"{len(bm25)} in BM25, {len(dense)} vectors; re-run `rag index`")
+        self.gen_dir, self.manifest, self.docstore, self.bm25, self.dense = gen_dir, manifest, docstore, bm25, dense
+        self.refresh_error: str | None = None
         log.info("opened generation %s (%d passages)", gen_dir.name, len(self.docstore))
 
     @property
@@ -39,11 +57,21 @@ class IndexReader:
         return self.gen_dir.name
 
     def refresh(self) -> bool:
-        """Switch to the newest published generation; True when it changed."""
-        gen = gens.current_generation(self.index_dir)
-        if gen is None or gen.name == self.gen_dir.name:
+        """Switch to the newest published generation; True when it changed. A newer generation that
+        cannot be opened leaves this one in use (``refresh_error`` says why)."""
+        try:
+            gen = gens.current_generation(self.index_dir)
+        except IndexUnavailableError as exc:
+            self.refresh_error = str(exc)
+            return False
+        if gen is None or gen.name in (self.gen_dir.name, self._failed):
             return False
         old = self.docstore
-        self._open(gen)
+        try:
+            self._open(gen)
+        except IndexUnavailableError as exc:
+            log.error("staying on generation %s: %s", self.gen_dir.name, exc)
+            self._failed, self.refresh_error = gen.name, str(exc)
+            return False
         old.close()
         return True

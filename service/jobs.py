@@ -1,31 +1,72 @@
 """Indexing jobs submitted through the API: the batch job's own code, run by a worker thread.
 
-Status lives in SQL (any worker process can answer GET /v1/jobs/{id}); the job itself runs in the
-process that accepted it. Jobs on one index run one at a time (the index's lock, shared with `rag
-index`); a job that finds the lock taken waits its turn. Searches keep using the published
-generation and move to the new one when the job publishes it.
+Jobs are durable: the request a job carries (documents, ids to delete) is stored with its status in
+SQL before the client hears 202, and the worker reads it from there. A process that starts finds the
+jobs left `queued` or `running` by a process that is gone and runs them again (the indexing job is
+idempotent, so a job cut short is simply finished). Every job ends as exactly one of `done` or
+`failed`; `done` carries the generation it published.
+
+Jobs on one index run one at a time (the index's lock, shared with `rag index`); a job that finds the
+lock taken waits its turn. Searches keep using the published generation and move to the new one when
+a job publishes it. The queue is bounded in total and per API key (429 beyond).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from indexer.sources import RecordsSource
-from rag.errors import IndexLockedError
+from rag.errors import IndexLockedError, JobQueueFullError
 from rag.settings import Settings
 from rag.store.models import JobRow, utcnow
 from rag.types import SourceDocument
 
 log = logging.getLogger(__name__)
 API_SOURCE = "api"
+ACTIVE = ("queued", "running")
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (with the pid, unique on a host)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "?"
+
+
+HOST = socket.gethostname()
+OWNER = f"{HOST}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process named by ``owner`` may still run its jobs. Processes on other hosts are
+    not ours to judge (they recover their own jobs when they restart)."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != HOST:
+        return True
+    if owner == OWNER:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        pass
+    return _start_time(int(pid)) == started
 
 
 class JobRunner:
@@ -34,48 +75,129 @@ class JobRunner:
         self._store = store  # Lazy
         self._searcher = searcher  # Lazy
         self._encoder_factory = encoder_factory
-        self._queue: queue.Queue[tuple[str, list[SourceDocument], list[str]]] = queue.Queue()
+        self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: outcomes this process could not write to SQL (a full disk): reported by get() all the same
+        self._unrecorded: dict[str, dict[str, Any]] = {}
 
-    def submit(self, kind: str, docs: list[SourceDocument] | None = None, delete: list[str] | None = None) -> str:
+    # -- submitting ----------------------------------------------------------------------------
+
+    def submit(self, kind: str, docs: list[SourceDocument] | None = None, delete: list[str] | None = None,
+               key_id: str | None = None) -> str:
+        """Store the job and queue it; :class:`JobQueueFullError` when the queue is at its bound."""
+        limits = self.settings.limits
         job_id = uuid.uuid4().hex
-        with self._store.get().session() as s, s.begin():
+        payload = {"documents": [asdict(d) for d in docs or []], "delete": list(delete or [])}
+        with self._lock, self._store.get().session() as s, s.begin():
+            active = s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status.in_(ACTIVE))) or 0
+            if active >= limits.max_queued_jobs:
+                raise JobQueueFullError(f"{active} indexing jobs are queued or running (the limit); retry later")
+            if key_id is not None:
+                mine = s.scalar(select(func.count()).select_from(JobRow)
+                                .where(JobRow.status.in_(ACTIVE), JobRow.key_id == key_id)) or 0
+                if mine >= limits.max_queued_jobs_per_key:
+                    raise JobQueueFullError(f"key {key_id} has {mine} indexing jobs queued or running (the limit "
+                                            "per key); wait for one to finish")
             now = utcnow()
             s.add(JobRow(id=job_id, kind=kind, status="queued", submitted=len(docs or delete or []),
-                         summary={"stage": "queued"}, created_at=now, updated_at=now))
+                         summary={"stage": "queued"}, payload=payload, key_id=key_id, owner=OWNER,
+                         created_at=now, updated_at=now))
+        self._enqueue(job_id)
+        return job_id
+
+    def _enqueue(self, job_id: str) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="index-jobs", daemon=True)
                 self._thread.start()
-        self._queue.put((job_id, docs or [], delete or []))
-        return job_id
+        self._queue.put(job_id)
+
+    def recover(self) -> list[str]:
+        """Take over the jobs that a process which is gone left queued or running, and run them again.
+        Returns their ids. Called once at start-up."""
+        with self._store.get().session() as s:
+            rows = s.execute(select(JobRow.id, JobRow.owner, JobRow.payload.is_(None).label("lost"))
+                             .where(JobRow.status.in_(ACTIVE)).order_by(JobRow.created_at)).all()
+        resumed = []
+        for row in rows:
+            if owner_alive(row.owner):
+                continue
+            same_owner = JobRow.owner.is_(None) if row.owner is None else JobRow.owner == row.owner
+            with self._store.get().session() as s, s.begin():  # a claim: of several starting processes, one wins
+                claimed = s.execute(update(JobRow).where(JobRow.id == row.id, JobRow.status.in_(ACTIVE), same_owner)
+                                    .values(owner=OWNER, updated_at=utcnow())).rowcount
+            if not claimed:
+                continue  # another process took it first
+            if row.lost:
+                self._finish(row.id, "failed", error="interrupted by a restart, and its request was not stored; submit it again")
+                continue
+            log.info("resuming indexing job %s, interrupted by a restart", row.id)
+            self._update(row.id, status="queued", summary={"stage": "queued", "resumed": True})
+            self._enqueue(row.id)
+            resumed.append(row.id)
+        return resumed
+
+    def close(self, timeout: float = 0.0) -> None:
+        """Stop taking jobs; a job in progress is left to finish (or to the next start's recovery)."""
+        self._queue.put(None)
+        if self._thread is not None and timeout:
+            self._thread.join(timeout)
+
+    # -- status --------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         with self._store.get().session() as s:
             row = s.get(JobRow, job_id)
             if row is None:
                 return None
-            return {"id": row.id, "kind": row.kind, "status": row.status, "submitted": row.submitted,
-                    "progress": row.summary or {}, "error": row.error,
-                    "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+            out = {"id": row.id, "kind": row.kind, "status": row.status, "submitted": row.submitted,
+                   "progress": row.summary or {}, "error": row.error,
+                   "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+        return out | self._unrecorded.get(job_id, {})
 
     def _update(self, job_id: str, **values) -> None:
         with self._store.get().session() as s, s.begin():
             s.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=utcnow(), **values))
 
+    def _finish(self, job_id: str, status: str, summary: dict | None = None, error: str | None = None) -> None:
+        """Record the outcome, retrying a store that cannot write (a full disk) a few times; if it
+        still cannot, the outcome is reported from memory and the next start re-runs the job."""
+        values = {"status": status, "error": error, "payload": None}
+        if summary is not None:
+            values["summary"] = summary
+        for attempt in range(5):
+            try:
+                self._update(job_id, **values)
+                self._unrecorded.pop(job_id, None)
+                return
+            except Exception as exc:  # noqa: BLE001 - the job's outcome must not be lost with the thread
+                log.error("could not record job %s as %s (attempt %d): %s", job_id, status, attempt + 1, exc)
+                self._unrecorded[job_id] = {"status": status, "error": error, **({"progress": summary} if summary else {})}
+                time.sleep(0.2 * 2**attempt)
+
+    # -- running -------------------------------------------------------------------------------
+
     def _loop(self) -> None:
         while True:
-            job_id, docs, delete = self._queue.get()
+            job_id = self._queue.get()
+            if job_id is None:
+                return
             try:
-                self._run(job_id, docs, delete)
+                self._run(job_id)
             except Exception as exc:  # noqa: BLE001 - the job's status carries the error
                 log.exception("indexing job %s failed", job_id)
-                self._update(job_id, status="failed", error=str(exc))
+                self._finish(job_id, "failed", error=str(exc) or type(exc).__name__)
 
-    def _run(self, job_id: str, docs: list[SourceDocument], delete: list[str]) -> None:
+    def _run(self, job_id: str) -> None:
         from rag.factory import make_index_job
 
+        with self._store.get().session() as s:
+            row = s.get(JobRow, job_id)
+            if row is None or row.status not in ACTIVE or row.payload is None:
+                return
+            docs = [SourceDocument(**d) for d in row.payload.get("documents", [])]
+            delete = list(row.payload.get("delete", []))
         job = make_index_job(self.settings.model_copy(update={"progress": False}), encoder=self._encoder_factory(),
                              store=self._store.get())
         job.commit_every = 64
@@ -84,7 +206,7 @@ class JobRunner:
             self._update(job_id, summary={"stage": stage, "done": done, "total": total})
 
         job.on_progress = progress
-        self._update(job_id, status="running", summary={"stage": "waiting for the index lock"})
+        self._update(job_id, status="running", owner=OWNER, summary={"stage": "waiting for the index lock"})
         while True:
             try:
                 summary = job.run(RecordsSource(API_SOURCE, docs) if docs else None, delete=delete)
@@ -93,6 +215,9 @@ class JobRunner:
                 time.sleep(0.5)  # another job holds the index: wait our turn
         out = asdict(summary)
         out["rejections"] = [str(r) for r in summary.rejections]
-        self._update(job_id, status="done", summary={"stage": "done", **out})
-        if self._searcher.loaded:
-            self._searcher.get().refresh()
+        self._finish(job_id, "done", summary={"stage": "done", **out})
+        try:  # the job is done whatever happens here: searches pick the generation up within a second anyway
+            if self._searcher.loaded:
+                self._searcher.get().refresh()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("after job %s: the searcher did not refresh: %s", job_id, exc)

@@ -18,10 +18,25 @@ class LimitsAndMetrics:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_body:
-                return await _json(send, 413, {"error": {"type": "too_large",
-                                                         "message": f"request body over {self.max_body} bytes"}})
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            return await self._too_large(send)
+        if declared is None:
+            # no Content-Length (chunked): the limit applies to the bytes actually read, so read them
+            # here, up to the limit, and hand the app the whole body
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    return await self._too_large(send)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(b"".join(chunks), receive)
         status = 500
         t = time.perf_counter()
 
@@ -38,9 +53,27 @@ class LimitsAndMetrics:
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - t)
 
+    async def _too_large(self, send) -> None:
+        await _json(send, 413, {"error": {"type": "too_large", "message": f"request body over {self.max_body} bytes"}})
+
+
+def _replay(body: bytes, receive):
+    """A receive() that gives ``body`` once, then defers to the server's (for disconnects)."""
+    given = False
+
+    async def replay():
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
 
 async def _json(send, status: int, body: dict) -> None:
     data = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": data})

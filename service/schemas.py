@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.settings import Mode
+from rag.validation import filters_problem, id_problem, metadata_problem, unicode_problem
 
+
+def _check(problem) -> Any:
+    """An AfterValidator from a rag.validation rule: the reason becomes a 422 naming the field."""
+
+    def validate(value):
+        if (reason := problem(value)) is not None:
+            raise ValueError(reason)
+        return value
+
+    return AfterValidator(validate)
+
+
+#: every string a client sends must be valid Unicode (a lone surrogate cannot be stored or echoed back)
+Str = Annotated[str, _check(unicode_problem)]
 FilterValue = str | int | float | bool
+Filters = Annotated[dict[str, FilterValue], _check(filters_problem)]
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=2000)
+    query: Str = Field(..., min_length=1, max_length=2000)
     top_k: int | None = Field(None, ge=1, le=100)
     mode: Mode | None = None
-    filters: dict[str, FilterValue] | None = Field(None, description="equality on metadata keys, source or document_id")
+    filters: Filters | None = Field(None, description="equality on metadata keys, source or document_id")
 
 
 class HitOut(BaseModel):
@@ -58,33 +74,33 @@ class ErrorResponse(BaseModel):
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(..., min_length=1, max_length=2000)
+    question: Str = Field(..., min_length=1, max_length=2000)
     top_k: int | None = Field(None, ge=1, le=20, description="passages given to the generator")
-    filters: dict[str, FilterValue] | None = None
+    filters: Filters | None = None
     stream: bool = False
     contextualize: bool | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1, le=2048)
     repetition_penalty: float | None = Field(None, ge=1, le=2)
-    stop: list[str] | None = Field(None, max_length=4)
+    stop: list[Str] | None = Field(None, max_length=4)
 
 
 class ChatMessage(BaseModel):
     role: str = Field(..., pattern="^(system|user|assistant)$")
-    content: str = Field(..., max_length=32_000)
+    content: Str = Field(..., max_length=32_000)
 
 
 class ChatCompletionRequest(BaseModel):
     """The subset of OpenAI's chat-completions request that the local generator honours."""
 
-    model: str = "default"
+    model: Str = "default"
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=64)
     stream: bool = False
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(256, ge=1, le=2048)
-    stop: list[str] | str | None = None
+    stop: list[Str] | Str | None = None
     repetition_penalty: float = Field(1.0, ge=1, le=2)
     stream_options: dict[str, Any] | None = None
 
@@ -92,8 +108,8 @@ class ChatCompletionRequest(BaseModel):
 class FeedbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=2000)
-    passage_id: str = Field(..., min_length=1, max_length=544)
+    query: Str = Field(..., min_length=1, max_length=2000)
+    passage_id: Str = Field(..., min_length=1, max_length=544)
     signal: Literal["click", "useful", "not_useful"]
 
 
@@ -104,10 +120,12 @@ class FeedbackResponse(BaseModel):
 class DocumentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(..., min_length=1, max_length=512)
-    title: str = Field("", max_length=2000)
-    text: str = Field(..., min_length=1, max_length=1_000_000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    id: Annotated[str, _check(id_problem)] = Field(
+        ..., description="1-512 characters, no control characters (any other character, '/' included, is fine)")
+    title: Str = Field("", max_length=2000)
+    text: Str = Field(..., min_length=1, description="at most limits.max_document_chars characters")
+    metadata: Annotated[dict[str, Any], _check(metadata_problem)] = Field(
+        default_factory=dict, description="finite numbers, strings, booleans, null, lists, objects; at most 64 KB")
 
 
 class DocumentsRequest(BaseModel):

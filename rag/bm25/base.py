@@ -15,6 +15,11 @@ class BM25Retriever(Protocol):
 
     def search(self, query: str, k: int) -> list[ScoredId]: ...
 
+    @property
+    def ids(self) -> list[str]:
+        """Every passage id the index holds (what the job checks against the passage table)."""
+        ...
+
     def __len__(self) -> int: ...
 
 

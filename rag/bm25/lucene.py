@@ -15,11 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rag.bm25.jvm import JVM_OPTIONS, anserini_jar, java_executable, start_jvm
-from rag.errors import RagError
+from rag.errors import IndexUnavailableError, RagError
 from rag.types import ScoredId
 
 log = logging.getLogger(__name__)
-DOCIDS = "docids.txt"
+DOCIDS = "docids.json"
+#: indexes built before ids were stored as JSON: one id per line (unsafe for ids with line breaks)
+LEGACY_DOCIDS = "docids.txt"
 
 
 def build_lucene(docs: Iterable[tuple[str, str]], out_dir: Path, threads: int = 1) -> None:
@@ -45,13 +47,22 @@ def build_lucene(docs: Iterable[tuple[str, str]], out_dir: Path, threads: int = 
         raise RagError(f"Lucene indexing failed (exit {proc.returncode}): {tail}")
     (out_dir / "write.lock").unlink(missing_ok=True)
     reader = _open_reader(out_dir)
-    (out_dir / DOCIDS).write_text("".join(f"{pid}\n" for pid in _read_docids(reader)), encoding="utf-8")
+    # a JSON list, not one id per line: an id may hold any character, a line break included
+    (out_dir / DOCIDS).write_text(json.dumps(_read_docids(reader)), encoding="utf-8")
     reader.close()
 
 
 def _read_docids(reader) -> list[str]:
     stored = reader.storedFields()
     return [stored.document(i).get("id") for i in range(reader.maxDoc())]
+
+
+def _load_docids(index_dir: Path, reader) -> list[str]:
+    if (index_dir / DOCIDS).is_file():
+        return json.loads((index_dir / DOCIDS).read_text(encoding="utf-8"))
+    if (index_dir / LEGACY_DOCIDS).is_file():
+        return (index_dir / LEGACY_DOCIDS).read_text(encoding="utf-8").split("\n")[:-1]
+    return _read_docids(reader)  # indexes older still: the map from Lucene's stored fields
 
 
 def _open_reader(index_dir: Path):
@@ -74,20 +85,27 @@ class LuceneBM25:
         self._searcher.setSimilarity(autoclass("org.apache.lucene.search.similarities.BM25Similarity")(float(k1), float(b)))
         self._analyzer = autoclass("io.anserini.analysis.DefaultEnglishAnalyzer").newDefaultInstance()
         self._query = autoclass("io.anserini.search.query.BagOfWordsQueryGenerator")()
-        ids_file = Path(index_dir) / DOCIDS
-        # indexes built before docids.txt existed: read the map from Lucene's stored fields
-        self._ids = ids_file.read_text(encoding="utf-8").splitlines() if ids_file.is_file() else _read_docids(self._reader)
+        self._ids = _load_docids(Path(index_dir), self._reader)
         if len(self._ids) != self._reader.maxDoc():
             raise RagError(f"{index_dir}: {DOCIDS} does not match the Lucene index; rebuild the index")
 
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def ids(self) -> list[str]:
+        return self._ids
+
     def search(self, query: str, k: int) -> list[ScoredId]:
         if not query.strip() or not self._ids:
             return []
-        q = self._query.buildQuery("contents", self._analyzer, query)
-        hits = self._searcher.search(q, int(k)).scoreDocs
+        from jnius import JavaException
+
+        try:
+            q = self._query.buildQuery("contents", self._analyzer, query)
+            hits = self._searcher.search(q, int(k)).scoreDocs
+        except JavaException as exc:
+            raise IndexUnavailableError(f"the Lucene index cannot be searched: {exc}") from exc
         return [ScoredId(self._ids[h.doc], float(h.score)) for h in hits]
 
     def close(self) -> None:

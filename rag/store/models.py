@@ -72,9 +72,13 @@ class JobRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # upsert | delete
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued | running | done | failed
     submitted: Mapped[int] = mapped_column(Integer)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what the job does (documents to upsert, ids to delete): kept until it ends, so a restart can resume it
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the API key that submitted it
+    owner: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid of the process running it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

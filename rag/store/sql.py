@@ -10,12 +10,14 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from rag.errors import ConfigError
+from rag.errors import ConfigError, IndexUnavailableError
 from rag.store.models import DocumentRow, FeedbackRow, PassageRow, utcnow
 from rag.types import Chunk, SourceDocument, passage_id
 
@@ -52,9 +54,11 @@ class DocumentWrite:
 class DocumentStore:
     """Documents and passages in SQL: a SQLite file by default, PostgreSQL by URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, migrate: bool = True) -> None:
+        """``migrate``: bring the schema to the newest revision now (jobs and the CLI do; the service
+        migrates once at start-up instead, so a read-only or full disk still serves reads)."""
         self.url = url
-        if url.startswith("sqlite:///"):
+        if migrate and url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine: Engine = create_engine(url, pool_pre_ping=True)
@@ -63,18 +67,29 @@ class DocumentStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
-        self.migrate()
+        if migrate:
+            self.migrate()
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
         try:
             with self.engine.begin() as conn:
+                cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise ConfigError(f"cannot open database {self.engine.url!r}: {exc.orig}") from exc
+
+    def check(self) -> None:
+        """Raise :class:`IndexUnavailableError` unless the store can be read and its schema is current."""
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        try:
+            with self.engine.connect() as conn:
+                version = MigrationContext.configure(conn).get_current_revision()
+        except SQLAlchemyError as exc:
+            raise IndexUnavailableError(f"the database cannot be read: {getattr(exc, 'orig', exc)}") from exc
+        if version != head:
+            raise IndexUnavailableError(f"the database schema is at revision {version}, not {head}: run `rag migrate`")
 
     def session(self) -> Session:
         return self._session()
@@ -226,6 +241,12 @@ class DocumentStore:
                 yield StoredPassage(
                     r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.token_count, r.embedding
                 )
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -1,34 +1,53 @@
+from typing import Annotated
+
 from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
+from rag.auth import ApiKey
+from rag.validation import clean_text
 from rag.types import SourceDocument
+from service.deps import WriteKey
 from service.schemas import DocumentsRequest, JobAccepted, JobStatus
 
 router = APIRouter(prefix="/v1", tags=["documents"])
+KeyDep = Annotated[ApiKey | None, WriteKey]  # the same dependency as the router's: FastAPI runs it once
 
 
 def _accepted(request: Request, job_id: str) -> JobAccepted:
     return JobAccepted(job_id=job_id, status_url=str(request.url_for("job_status", job_id=job_id)))
 
 
-@router.post("/documents", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-async def upsert_documents(req: DocumentsRequest, request: Request) -> JobAccepted:
+def _invalid(field: str, message: str) -> HTTPException:
+    return HTTPException(422, {"field": field, "message": message})
+
+
+@router.post("/documents", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
+             responses={429: {"description": "the indexing queue is full (Retry-After says when to retry)"}})
+async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep) -> JobAccepted:
     """Insert or update documents: an indexing job (the batch job's code) runs in the background;
     searches switch to the new index generation when it is published."""
-    ids = [d.id for d in req.documents]
-    if len(set(ids)) != len(ids):
-        raise HTTPException(422, "documents: ids must be unique within one request")
-    if any(not d.text.strip() for d in req.documents):
-        raise HTTPException(422, "documents: text must not be blank")
-    docs = [SourceDocument(d.id, d.title.strip(), d.text.strip(), d.metadata) for d in req.documents]
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs)
+    limit = request.app.state.settings.limits.max_document_chars
+    seen: set[str] = set()
+    docs = []
+    for i, d in enumerate(req.documents):
+        if d.id in seen:
+            raise _invalid(f"documents.{i}.id", f"duplicate id {d.id!r}: ids must be unique within one request")
+        seen.add(d.id)
+        if len(d.text) > limit:
+            raise _invalid(f"documents.{i}.text", f"{len(d.text)} characters; at most {limit} are allowed")
+        text = clean_text(d.text)
+        if not text:
+            raise _invalid(f"documents.{i}.text", "blank (nothing left after removing control characters)")
+        docs.append(SourceDocument(d.id, clean_text(d.title), text, d.metadata))
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
     return _accepted(request, job_id)
 
 
-@router.delete("/documents/{document_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-async def delete_document(document_id: str, request: Request) -> JobAccepted:
-    """Delete a document everywhere (SQL, BM25, dense) in a background job."""
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, "delete", None, [document_id])
+@router.delete("/documents/{document_id:path}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+async def delete_document(document_id: str, request: Request, key: KeyDep) -> JobAccepted:
+    """Delete a document everywhere (SQL, BM25, dense) in a background job. The id may contain '/'
+    (percent-encode other reserved characters)."""
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "delete", None, [document_id], key.id if key else None)
     return _accepted(request, job_id)
 
 

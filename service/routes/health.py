@@ -1,7 +1,13 @@
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from rag import generations as gens
 
 router = APIRouter(tags=["health"])
+VERIFY_EVERY_S = 30.0
 
 
 @router.get("/healthz")
@@ -11,17 +17,51 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz(request: Request) -> JSONResponse:
-    """The index is loaded and searchable, and the generator is reachable (503 names what is not)."""
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when what requests need works: the store can be read and its schema is current, the
+    published generation opens and its files match their checksums (re-checked at most every 30 s),
+    and the generator is reachable. 503 names what is not."""
+    return await run_in_threadpool(_readiness, request.app.state)
+
+
+def _readiness(state) -> JSONResponse:
+    body: dict = {"status": "ready"}
+    problems: list[str] = []
     try:
-        s = request.app.state.searcher.get()
-    except Exception as exc:  # noqa: BLE001 - readiness reports any failure to load
-        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-    body = {"status": "ready", "generation": s.reader.generation, "passages": len(s.reader.docstore)}
+        state.store.get().check()
+        body["store"] = "ready"
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+        body["store"] = f"unavailable: {exc}"
+        problems.append("store")
     try:
-        request.app.state.generator.get().check()
+        s = state.searcher.get()
+        _verify(state, s.reader.gen_dir)
+        body |= {"generation": s.reader.generation, "passages": len(s.reader.docstore)}
+        if s.reader.refresh_error:
+            body["warning"] = f"a newer generation could not be opened: {s.reader.refresh_error}"
+    except Exception as exc:  # noqa: BLE001
+        body["index"] = f"unavailable: {exc}"
+        problems.append("index")
+    try:
+        state.generator.get().check()
         body["generator"] = "ready"
     except Exception as exc:  # noqa: BLE001 - search still works; answers would not
-        body |= {"status": "degraded", "generator": f"unavailable: {exc}"}
+        body["generator"] = f"unavailable: {exc}"
+        problems.append("generator")
+    if problems:
+        body["status"] = "degraded" if problems == ["generator"] else "unavailable"
+        body["reason"] = "; ".join(f"{p}: {body.get(p, '')}" for p in problems)
         return JSONResponse(body, status_code=503)
     return JSONResponse(body)
+
+
+def _verify(state, gen_dir) -> None:
+    """Checksums of the served generation's files, at most every VERIFY_EVERY_S per generation."""
+    last = getattr(state, "verified", None)
+    if last is not None and last[0] == gen_dir.name and time.monotonic() - last[1] < VERIFY_EVERY_S:
+        return
+    damaged = gens.verify(gen_dir)
+    if damaged:
+        state.verified = None
+        raise RuntimeError(f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest")
+    state.verified = (gen_dir.name, time.monotonic())
