@@ -117,7 +117,7 @@ class JobRunner:
         """Take over the jobs that a process which is gone left queued or running, and run them again.
         Returns their ids. Called once at start-up."""
         with self._store.get().session() as s:
-            rows = s.execute(select(JobRow.id, JobRow.owner, JobRow.payload.is_(None).label("lost"))
+            rows = s.execute(select(JobRow.id, JobRow.owner, JobRow.payload)
                              .where(JobRow.status.in_(ACTIVE)).order_by(JobRow.created_at)).all()
         resumed = []
         for row in rows:
@@ -129,7 +129,7 @@ class JobRunner:
                                     .values(owner=OWNER, updated_at=utcnow())).rowcount
             if not claimed:
                 continue  # another process took it first
-            if row.lost:
+            if row.payload is None:
                 self._finish(row.id, "failed", error="interrupted by a restart, and its request was not stored; submit it again")
                 continue
             log.info("resuming indexing job %s, interrupted by a restart", row.id)

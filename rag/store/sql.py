@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import bindparam, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import ConfigError, IndexUnavailableError
@@ -61,11 +63,13 @@ class DocumentStore:
         if migrate and url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+            extra = {"creator": _SQLiteConnector(sqlite_file)} if sqlite_file and sqlite_file != ":memory:" else {}
+            self.engine: Engine = create_engine(url, pool_pre_ping=True, **extra)
         except (ArgumentError, ImportError) as exc:
             raise ConfigError(f"database_url {url!r} is not usable: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "checkout", _SQLiteConnector.retire_fallback)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
             self.migrate()
@@ -249,10 +253,39 @@ def _alembic_config() -> Config:
     return cfg
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+class _SQLiteConnector:
+    """Opens the SQLite store in WAL mode. When the disk is full (or read-only) a WAL database cannot
+    be opened at all, since its shared-memory file must be created first; then the store falls back
+    to an immutable read-only connection, so API keys and job status can still be read. Such a
+    connection is retired after FALLBACK_S and the normal one tried again."""
+
+    FALLBACK_S = 10.0
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __call__(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL", "busy_timeout=30000"):
+                conn.execute(f"PRAGMA {pragma}")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if not Path(self.path).is_file() or not any(w in str(exc) for w in ("disk I/O", "full", "readonly", "read-only")):
+                raise
+            log.warning("the database %s cannot be opened for writing (%s): reading it read-only", self.path, exc)
+            ro = sqlite3.connect(f"file:{Path(self.path).resolve()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+            _fallback_since[id(ro)] = time.monotonic()
+            return ro
+
+    @staticmethod
+    def retire_fallback(dbapi_conn, _record, _proxy) -> None:
+        since = _fallback_since.get(id(dbapi_conn))
+        if since is not None and time.monotonic() - since > _SQLiteConnector.FALLBACK_S:
+            _fallback_since.pop(id(dbapi_conn), None)
+            raise DisconnectionError("retiring a read-only fallback connection")  # the pool opens a new one
+
+
+_fallback_since: dict[int, float] = {}
