@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,26 @@ from rag.errors import IndexUnavailableError
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class GenerationView:
+    """The open parts of one generation. A search takes one view and uses it throughout, so a switch
+    to a newer generation mid-search cannot pair one generation's rows with another's passages."""
+
+    gen_dir: Path
+    manifest: dict[str, Any]
+    docstore: DocStore
+    bm25: BM25Retriever
+    dense: DenseIndex
+
+    @property
+    def generation(self) -> str:
+        return self.gen_dir.name
+
+    def close(self) -> None:
+        self.docstore.close()
+        getattr(self.bm25, "close", lambda: None)()
+
+
 class IndexReader:
     """A consistent view of one generation; :meth:`refresh` moves to a newer one if published."""
 
@@ -24,9 +46,12 @@ class IndexReader:
         self.index_dir = Path(index_dir)
         self._params = dict(k1=k1, b=b, ef_search=ef_search, faiss_threads=faiss_threads)
         self._failed: str | None = None  # a newer generation that would not open
-        self._open(gens.require_current(self.index_dir))
+        self._retired: GenerationView | None = None  # the previous view, closed at the next switch
+        self.refresh_error: str | None = None
+        self._switch = threading.Lock()
+        self.view = self._open(gens.require_current(self.index_dir))
 
-    def _open(self, gen_dir: Path) -> None:
+    def _open(self, gen_dir: Path) -> GenerationView:
         """Open every part of ``gen_dir`` or raise :class:`IndexUnavailableError` saying what is wrong
         (a checksum that differs from the manifest, a part that does not open, counts that differ)."""
         manifest = gens.read_manifest(gen_dir)
@@ -44,34 +69,44 @@ class IndexReader:
         except Exception as exc:  # noqa: BLE001 - faiss, Java and pickle each fail their own way
             docstore.close()
             raise IndexUnavailableError(f"generation {gen_dir.name} cannot be opened: {exc}") from exc
+        view = GenerationView(gen_dir, manifest, docstore, bm25, dense)
         if not len(docstore) == len(bm25) == len(dense):
-            docstore.close()
+            view.close()
             raise IndexUnavailableError(f"generation {gen_dir.name} is inconsistent: {len(docstore)} passages, "
                                         f"{len(bm25)} in BM25, {len(dense)} vectors; re-run `rag index`")
-        self.gen_dir, self.manifest, self.docstore, self.bm25, self.dense = gen_dir, manifest, docstore, bm25, dense
-        self.refresh_error: str | None = None
-        log.info("opened generation %s (%d passages)", gen_dir.name, len(self.docstore))
+        log.info("opened generation %s (%d passages)", gen_dir.name, len(docstore))
+        return view
 
-    @property
-    def generation(self) -> str:
-        return self.gen_dir.name
+    # the current view's parts
+    gen_dir = property(lambda self: self.view.gen_dir)
+    manifest = property(lambda self: self.view.manifest)
+    docstore = property(lambda self: self.view.docstore)
+    bm25 = property(lambda self: self.view.bm25)
+    dense = property(lambda self: self.view.dense)
+    generation = property(lambda self: self.view.generation)
 
     def refresh(self) -> bool:
         """Switch to the newest published generation; True when it changed. A newer generation that
         cannot be opened leaves this one in use (``refresh_error`` says why)."""
+        with self._switch:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         try:
             gen = gens.current_generation(self.index_dir)
         except IndexUnavailableError as exc:
             self.refresh_error = str(exc)
             return False
-        if gen is None or gen.name in (self.gen_dir.name, self._failed):
+        if gen is None or gen.name in (self.view.generation, self._failed):
             return False
-        old = self.docstore
         try:
-            self._open(gen)
+            view = self._open(gen)
         except IndexUnavailableError as exc:
-            log.error("staying on generation %s: %s", self.gen_dir.name, exc)
+            log.error("staying on generation %s: %s", self.view.generation, exc)
             self._failed, self.refresh_error = gen.name, str(exc)
             return False
-        old.close()
+        if self._retired is not None:  # searches on it ended long ago: switches are at least a second apart
+            self._retired.close()
+        self._retired, self.view = self.view, view
+        self._failed = self.refresh_error = None
         return True

@@ -11,7 +11,8 @@ import numpy as np
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError, InputError
 from rag.fusion import FusionMethod, convex, fold_documents, rrf
-from rag.reader import IndexReader
+from rag.bm25 import BM25Retriever
+from rag.reader import GenerationView, IndexReader
 from rag.settings import Mode, RetrievalSettings, TruncationSettings
 from rag.timing import Timer
 from rag.truncation import Truncation, truncate
@@ -73,39 +74,42 @@ class Searcher:
     def candidates(
         self, query: str, mode: Mode, filters: Mapping[str, Any] | None, timer: Timer,
         depth_bm25: int | None = None, depth_dense: int | None = None, query_vector: np.ndarray | None = None,
+        view: GenerationView | None = None,
     ) -> Candidates:
         r = self.retrieval
+        v = view or self.reader.view
         rows = allowed = None
         if filters:
             with timer("filter"):
-                rows = self.reader.docstore.rows_matching(filters)
-                allowed = {self.reader.docstore.ids[i] for i in rows}
+                rows = v.docstore.rows_matching(filters)
+                allowed = {v.docstore.ids[i] for i in rows}
         bm25: list[ScoredId] = []
         dense: list[ScoredId] = []
         if mode in (Mode.bm25, Mode.hybrid):
             with timer("bm25"):
-                bm25 = self._bm25(query, depth_bm25 or r.depth_bm25, allowed)
+                bm25 = self._bm25(v.bm25, query, depth_bm25 or r.depth_bm25, allowed)
         if mode in (Mode.dense, Mode.hybrid):
             if query_vector is None:
                 with timer("encode"):
                     query_vector = self.encoder.encode_queries([query])
             with timer("dense"):
-                scores, found = self.reader.dense.search(query_vector, depth_dense or r.depth_dense, rows)
-                ids = self.reader.docstore.ids
+                scores, found = v.dense.search(query_vector, depth_dense or r.depth_dense, rows)
+                ids = v.docstore.ids
                 dense = [ScoredId(ids[i], float(s)) for s, i in zip(scores[0], found[0]) if i >= 0]
         return Candidates(bm25, dense)
 
-    def _bm25(self, query: str, depth: int, allowed: set[str] | None) -> list[ScoredId]:
+    @staticmethod
+    def _bm25(bm25: BM25Retriever, query: str, depth: int, allowed: set[str] | None) -> list[ScoredId]:
         if allowed is None:
-            return self.reader.bm25.search(query, depth)
+            return bm25.search(query, depth)
         # Filtered: widen the search until enough allowed hits are found or the index is exhausted.
         d = depth
         while True:
-            hits = self.reader.bm25.search(query, d)
+            hits = bm25.search(query, d)
             kept = [h for h in hits if h.passage_id in allowed]
-            if len(kept) >= depth or len(hits) < d or d >= len(self.reader.bm25):
+            if len(kept) >= depth or len(hits) < d or d >= len(bm25):
                 return kept[:depth]
-            d = min(d * 4, len(self.reader.bm25))
+            d = min(d * 4, len(bm25))
 
     def fuse(self, c: Candidates, mode: Mode, retrieval: RetrievalSettings | None = None) -> list[ScoredId]:
         r = retrieval or self.retrieval
@@ -132,17 +136,18 @@ class Searcher:
         mode = Mode(mode) if mode is not None else self.retrieval.mode
         t = self.truncation
         timer = Timer()
-        c = self.candidates(query, mode, filters, timer)
+        view = self.reader.view
+        c = self.candidates(query, mode, filters, timer, view=view)
         with timer("fuse"):
             fused = self.fuse(c, mode)
         max_k = k or t.max_k
         with timer("truncate"):
             # token counts matter only under a token budget: then the leading passages are read first
-            passages = self.reader.docstore.get([h.passage_id for h in fused[: max_k * 4]]) if t.token_budget else {}
+            passages = view.docstore.get([h.passage_id for h in fused[: max_k * 4]]) if t.token_budget else {}
             kept, info = truncate(fused, lambda h: h.score, max_k, t.min_score, t.score_gap, t.token_budget,
                                   lambda h: passages[h.passage_id].token_count if h.passage_id in passages else 0)
         with timer("fetch"):
-            got = passages or self.reader.docstore.get([h.passage_id for h in kept])
+            got = passages or view.docstore.get([h.passage_id for h in kept])
         hits = [SearchHit(i + 1, h.score, got[h.passage_id]) for i, h in enumerate(kept)]
         timer.totals["total"] = sum(timer.totals.values())
-        return SearchResult(query, mode, hits, info, self.reader.generation, {k_: round(v, 3) for k_, v in timer.totals.items()})
+        return SearchResult(query, mode, hits, info, view.generation, {k_: round(v, 3) for k_, v in timer.totals.items()})

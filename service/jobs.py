@@ -215,9 +215,9 @@ class JobRunner:
                 time.sleep(0.5)  # another job holds the index: wait our turn
         out = asdict(summary)
         out["rejections"] = [str(r) for r in summary.rejections]
-        self._finish(job_id, "done", summary={"stage": "done", **out})
-        try:  # the job is done whatever happens here: searches pick the generation up within a second anyway
+        try:  # before "done", so a client that saw "done" searches the new generation; the job is done regardless
             if self._searcher.loaded:
                 self._searcher.get().refresh()
         except Exception as exc:  # noqa: BLE001
             log.warning("after job %s: the searcher did not refresh: %s", job_id, exc)
+        self._finish(job_id, "done", summary={"stage": "done", **out})
