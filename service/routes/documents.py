@@ -4,7 +4,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from rag.auth import ApiKey
-from rag.validation import clean_text
+from rag.validation import clean_text, id_problem
 from rag.types import SourceDocument
 from service.deps import WriteKey
 from service.schemas import DocumentsRequest, JobAccepted, JobStatus
@@ -47,6 +47,8 @@ async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep)
 async def delete_document(document_id: str, request: Request, key: KeyDep) -> JobAccepted:
     """Delete a document everywhere (SQL, BM25, dense) in a background job. The id may contain '/'
     (percent-encode other reserved characters)."""
+    if problem := id_problem(document_id):
+        raise _invalid("document_id", f"id {problem}")
     job_id = await run_in_threadpool(request.app.state.jobs.submit, "delete", None, [document_id], key.id if key else None)
     return _accepted(request, job_id)
 
