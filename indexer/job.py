@@ -83,6 +83,8 @@ class IndexJob:
         self.summary = IndexSummary()
         self._stage = Timer(scale=1.0, totals=self.summary.seconds)
         with gens.job_lock(self.index_dir):
+            if self.on_progress:
+                self.on_progress("ingest", 0, 0)
             with self._stage("load model"):
                 self.encoder.count_tokens("warm up")  # loads the model now, so its time is not charged elsewhere
             if delete:

@@ -497,3 +497,18 @@ def test_cleanup_keeps_published_generations_when_current_is_deleted(tmp_path):
     left = sorted(p.name for p in (d / "generations").iterdir())
     assert left == sorted([g2, g3]) and g1 not in left and orphan.name not in left
     assert gens.published(d)[-2:] == [g2, g3]
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_server_during_ingestion_jobs_loses_and_doubles_nothing(tmp_path):
+    """The crash benchmark with the hashing encoder: 5 rounds of submit, SIGKILL at a random moment,
+    restart; then every job ended, every document of a done job searchable, nothing twice."""
+    from eval.benchmarks.crash import run
+
+    report = run(tmp_path / "idx", jobs=5, docs=30, seed=3, fake=True)
+    assert report["jobs_not_ended"] == [] and sum(report["job_status"].values()) == 5 - report["submissions_cut_by_the_kill"]
+    assert report["job_status"].get("done", 0) >= 1
+    assert report["not_searchable"] == [] and report["passages_twice"] == []
+    c = report["counts"]
+    assert c["sql_passages"] == c["passage_table"] == c["passage_ids_unique"] == c["bm25"] == c["dense"]
+    assert c["sql_documents"] == 113 + report["documents_of_done_jobs"]
