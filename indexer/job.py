@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,6 +36,10 @@ from rag.timing import Timer
 from rag.types import IndexSummary, Passage, Rejection, SourceDocument, indexed_text
 
 log = logging.getLogger(__name__)
+
+
+class JobInterrupted(RagError):
+    """The job was asked to stop (the process is shutting down); what it committed stays."""
 
 
 class StrictModeError(InputError):
@@ -72,6 +77,8 @@ class IndexJob:
     progress: bool = True
     #: called with (stage, done, total) as the job advances (the API's job status)
     on_progress: Callable[[str, int, int], None] | None = None
+    #: set to stop the job at the next batch boundary (JobInterrupted); a re-run finishes it
+    stop_event: threading.Event | None = None
     summary: IndexSummary = field(default_factory=IndexSummary)
 
     def run(
@@ -137,12 +144,17 @@ class IndexJob:
                 s.updated += 1
             if len(pending) >= self.write_every:
                 self._write(pending)
+                self._check_stop()
         self._write(pending)
         bar.close()
         if sync:
             gone = [doc_id for doc_id, (src, _) in known.items() if src == source.key and doc_id not in seen]
             with self._stage("store"):
                 s.deleted += self.store.delete_documents(gone)
+
+    def _check_stop(self) -> None:
+        if self.stop_event is not None and self.stop_event.is_set():
+            raise JobInterrupted("the indexing job was stopped; run it again to finish it")
 
     def _write(self, pending: list[DocumentWrite]) -> None:
         with self._stage("store"):
@@ -153,6 +165,8 @@ class IndexJob:
         key = self.encoder.model_key
         with self._stage("store"):
             missing = self.store.missing_vector_ids(key)
+        if self.on_progress and missing:
+            self.on_progress("encode", 0, len(missing))
         bar = tqdm(total=len(missing), desc="encode", unit="passage", disable=not self.progress)
         for i in range(0, len(missing), self.commit_every):
             with self._stage("store"):
@@ -164,6 +178,7 @@ class IndexJob:
                 self.store.set_vectors(key, [(pid, v.tobytes()) for (pid, _, _), v in zip(rows, vecs, strict=True)])
             self.summary.passages_encoded += len(rows)
             bar.update(len(rows))
+            self._check_stop()
             if self.on_progress:
                 self.on_progress("encode", self.summary.passages_encoded, len(missing))
         bar.close()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 from functools import lru_cache
 
 from rag.chunking import Chunker
 from rag.encoders.base import Encoder
 from rag.settings import Settings
 from rag.store.sql import DocumentStore
+
+log = logging.getLogger(__name__)
 
 
 def make_encoder(settings: Settings) -> Encoder:
@@ -91,16 +95,35 @@ def make_generator(settings: Settings):
 @lru_cache(maxsize=2)
 def _generator(backend, model, base_url, api_key, tokenizer, device, torch_threads, max_batch, max_wait_ms,
                static_cache, cache_dir, timeout_s, retries):
-    """One generator per process and configuration (the model loads lazily, once)."""
+    """One generator per process and configuration (the model loads lazily, once); closed at exit."""
     from pathlib import Path
 
     if backend == "openai":
         from rag.generators.openai_compat import OpenAIGenerator
 
-        return OpenAIGenerator(base_url, model or "default", api_key, timeout_s, retries=retries, tokenizer=tokenizer)
-    from rag.generators.local import LocalGenerator
+        gen = OpenAIGenerator(base_url, model or "default", api_key, timeout_s, retries=retries, tokenizer=tokenizer)
+    else:
+        from rag.generators.local import LocalGenerator
 
-    return LocalGenerator(model, device, max_batch, max_wait_ms, static_cache, Path(cache_dir), torch_threads)
+        gen = LocalGenerator(model, device, max_batch, max_wait_ms, static_cache, Path(cache_dir), torch_threads)
+    if not _open_generators:
+        atexit.register(close_generators)  # before the interpreter tears down: workers must not be mid-torch then
+    _open_generators.append(gen)
+    return gen
+
+
+_open_generators: list = []
+
+
+def close_generators() -> None:
+    """Stop and join every generator this process made (their worker threads included)."""
+    while _open_generators:
+        gen = _open_generators.pop()
+        try:
+            gen.close()
+        except Exception as exc:  # noqa: BLE001 - closing must reach every generator
+            log.warning("closing generator %s: %s", type(gen).__name__, exc)
+    _generator.cache_clear()
 
 
 def make_answerer(settings: Settings, searcher=None, generator=None):

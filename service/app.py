@@ -167,7 +167,8 @@ async def _lifespan(app: FastAPI):
         except Exception as exc:  # noqa: BLE001 - reads may still work; /readyz reports the store's state
             log.error("start-up: the store could not be migrated or its jobs recovered: %s", exc)
     yield
-    app.state.jobs.close()
+    # the indexing worker stops and is joined here; generators are closed at exit (rag.factory)
+    await run_in_threadpool(app.state.jobs.close)
 
 
 def app_from_env() -> FastAPI:

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from indexer.job import JobInterrupted
 from indexer.sources import RecordsSource
 from rag.errors import IndexLockedError, JobQueueFullError
 from rag.settings import Settings
@@ -78,6 +79,7 @@ class JobRunner:
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         #: outcomes this process could not write to SQL (a full disk): reported by get() all the same
         self._unrecorded: dict[str, dict[str, Any]] = {}
 
@@ -138,11 +140,15 @@ class JobRunner:
             resumed.append(row.id)
         return resumed
 
-    def close(self, timeout: float = 0.0) -> None:
-        """Stop taking jobs; a job in progress is left to finish (or to the next start's recovery)."""
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop: a job in progress stops at its next batch boundary and stays `running` in SQL, so the
+        next start resumes it; the worker is joined (no thread may be in native code at exit)."""
+        self._stopping.set()
         self._queue.put(None)
-        if self._thread is not None and timeout:
+        if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the indexing worker did not stop within %.0f s", timeout)
 
     # -- status --------------------------------------------------------------------------------
 
@@ -185,6 +191,9 @@ class JobRunner:
                 return
             try:
                 self._run(job_id)
+            except JobInterrupted:
+                log.info("indexing job %s stopped by the shutdown; the next start resumes it", job_id)
+                return
             except Exception as exc:  # noqa: BLE001 - the job's status carries the error
                 log.exception("indexing job %s failed", job_id)
                 self._finish(job_id, "failed", error=str(exc) or type(exc).__name__)
@@ -206,13 +215,15 @@ class JobRunner:
             self._update(job_id, summary={"stage": stage, "done": done, "total": total})
 
         job.on_progress = progress
+        job.stop_event = self._stopping
         self._update(job_id, status="running", owner=OWNER, summary={"stage": "waiting for the index lock"})
         while True:
             try:
                 summary = job.run(RecordsSource(API_SOURCE, docs) if docs else None, delete=delete)
                 break
             except IndexLockedError:
-                time.sleep(0.5)  # another job holds the index: wait our turn
+                if self._stopping.wait(0.5):  # another job holds the index: wait our turn
+                    raise JobInterrupted("stopped while waiting for the index lock") from None
         out = asdict(summary)
         out["rejections"] = [str(r) for r in summary.rejections]
         try:  # before "done", so a client that saw "done" searches the new generation; the job is done regardless

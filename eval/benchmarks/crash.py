@@ -4,9 +4,10 @@ jobs run, restart it each time, and check that nothing was lost or doubled.
     python -m eval.benchmarks.crash [--jobs 10] [--docs 40] [--seed 7] [--output docs/benchmarks/crash.json]
     python -m eval.benchmarks.crash --fake ...   # the hashing encoder and rank-bm25: seconds, for the test suite
 
-Each round starts the server on the index, submits one job of ``--docs`` new documents, waits a
-random time between 0 and about a job's duration, and kills the server with SIGKILL (the job may be
-queued, encoding, building or publishing; the kill may also land before the 202). At the end the
+Each round starts the server on the index (which first resumes what earlier rounds left), submits
+one job of ``--docs`` new documents, waits until some job reaches the round's target stage (right
+after the 202, ingesting, encoding, publishing, or the newest job done; the targets cycle in a
+seeded order), waits a little more at random, and kills the server with SIGKILL. At the end the
 server is started once more and runs whatever the killed processes left; then every job must be
 `done` or `failed`, every document of a `done` job must be searchable by its id, no document or
 passage may appear twice, and SQL, the passage table, BM25 and the dense index must agree.
@@ -63,6 +64,34 @@ def _wait_up(client: httpx.Client, proc: subprocess.Popen, timeout: float = 180)
     raise RuntimeError("server did not start")
 
 
+def _stages(c: httpx.Client, job_ids: list[str]) -> dict[str, int]:
+    """What every job is doing now (its stage, or its outcome)."""
+    out: dict[str, int] = {}
+    try:
+        for job_id in job_ids:
+            job = c.get(f"/v1/jobs/{job_id}").json()
+            stage = job["status"] if job["status"] in ("done", "failed") else job["progress"].get("stage", "?")
+            out[stage] = out.get(stage, 0) + 1
+    except httpx.HTTPError:
+        pass
+    return out
+
+
+def _wait_for_stage(c: httpx.Client, job_ids: list[str], target: str, timeout: float) -> bool:
+    """Until some job is in ``target`` (``done``: the newest job is done); False on timeout."""
+    if target == "submitted":
+        return True
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if target == "done":
+            if job_ids and _stages(c, job_ids[-1:]).get("done"):
+                return True
+        elif _stages(c, job_ids).get(target):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _kill(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -91,7 +120,10 @@ def run(index_dir: Path, jobs: int = 10, docs: int = 40, seed: int = 7, fake: bo
     index_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     build_index(index_dir, fake)
-    max_wait_s = max_wait_s if max_wait_s is not None else (2.0 if fake else 8.0)
+    max_wait_s = max_wait_s if max_wait_s is not None else (0.3 if fake else 1.0)
+    # where the kill lands: right after the 202, or once some job is in that stage
+    targets = ["submitted", "ingest", "encode", "publish", "done"]
+    rng.shuffle(targets)
     submitted: dict[str, list[str]] = {}  # job id -> document ids
     kills, lost_submissions, start_s = [], 0, []
     for j in range(jobs):
@@ -104,25 +136,20 @@ def run(index_dir: Path, jobs: int = 10, docs: int = 40, seed: int = 7, fake: bo
             batch = [{"id": f"crash-{j}-{i}", "title": f"Crash note {j}.{i}",
                       "text": f"crashtoken{j}x{i} a note about resilient gardening tools, number {i} of round {j}. " * 3}
                      for i in range(docs)]
-            wait = rng.uniform(0, max_wait_s)
+            target = targets[j % len(targets)]
             try:
                 r = c.post("/v1/documents", json={"documents": batch})
                 r.raise_for_status()
                 submitted[r.json()["job_id"]] = [d["id"] for d in batch]
             except httpx.HTTPError:
                 lost_submissions += 1
-            time.sleep(wait)
-            stages: dict[str, int] = {}  # what every job was doing when the kill landed
-            try:
-                for job_id in submitted:
-                    job = c.get(f"/v1/jobs/{job_id}").json()
-                    stage = job["status"] if job["status"] in ("done", "failed") else job["progress"].get("stage", "?")
-                    stages[stage] = stages.get(stage, 0) + 1
-            except httpx.HTTPError:
-                pass
+            t_sub = time.monotonic()
+            reached = _wait_for_stage(c, list(submitted), target, timeout=10 if fake else 300)
+            time.sleep(rng.uniform(0, max_wait_s))  # somewhere inside that stage
+            stages = _stages(c, list(submitted))
             _kill(proc)
-            kills.append({"after_s": round(wait, 2), "jobs_by_stage": stages})
-            log.info("round %d: killed after %.2f s; jobs by stage: %s", j, wait, stages)
+            kills.append({"target": target, "reached": reached, "after_s": round(time.monotonic() - t_sub, 2), "jobs_by_stage": stages})
+            log.info("round %d: killed in %s (reached: %s); jobs by stage: %s", j, target, reached, stages)
     # the last start: it resumes what the killed ones left
     port = _port()
     report: dict = {"jobs": jobs, "docs_per_job": docs, "seed": seed, "fake": fake, "kills": kills,

