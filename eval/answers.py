@@ -5,6 +5,8 @@ and latency, for several prompt/truncation settings side by side."""
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import string
 import time
@@ -18,6 +20,7 @@ from tqdm import tqdm
 from eval.data import Dataset
 from rag.errors import InputError
 
+log = logging.getLogger(__name__)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
@@ -111,8 +114,54 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
+    """The JSON report and its Markdown table, each written whole or not at all."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     md = output.with_suffix(".md")
-    md.write_text(markdown(report))
+    _write_atomic(output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(md, markdown(report))
     return output, md
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Journal:
+    """Finished configurations of one answer evaluation, a JSON line each after a header line that
+    says what was evaluated (a journal of another run is not reused)."""
+
+    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+        self.path, self.header = path, header
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.path, json.dumps({"header": self.header}, ensure_ascii=False) + "\n")
+
+    def append(self, config: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"config": config}, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def load(self) -> dict[tuple[bool, int], dict[str, Any]]:
+        """(contextualize, k) -> finished configuration; empty when there is no journal of this run."""
+        if not self.path.is_file():
+            return {}
+        out: dict[tuple[bool, int], dict[str, Any]] = {}
+        for i, line in enumerate(self.path.read_text(encoding="utf-8").splitlines()):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the crash
+            if i == 0 and obj.get("header") != json.loads(json.dumps(self.header)):
+                log.warning("%s is from another run (dataset, split, generator or settings differ): starting over", self.path)
+                return {}
+            if "config" in obj:
+                c = obj["config"]
+                out[(c["contextualize"], c["k"])] = c
+        return out

@@ -26,8 +26,11 @@ def parse_retrievers(text: str) -> list[Mode]:
     return [Mode(n) for n in names]
 
 
-def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | None, k_values: list[int]) -> Iterator[str]:
-    """Answer every question of the split with contextualization on and off, at each k."""
+def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | None, k_values: list[int],
+               resume: bool = False) -> Iterator[str]:
+    """Answer every question of the split with contextualization on and off, at each k. With an
+    output, each configuration is journaled as it finishes (OUTPUT.partial.jsonl), so a crash late
+    in a long run loses at most the configuration in progress; ``resume`` reuses what is there."""
     from eval import answers as ans
     from rag.factory import make_answerer, make_generator
 
@@ -35,16 +38,32 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
     gold = ans.load_answers(ds)
     searcher = open_searcher(ds, settings)
     answerer = make_answerer(settings, searcher=searcher, generator=make_generator(settings))
-    answerer.generator.check()
-    configs = [ans.evaluate_config(answerer, ds, gold, ctx, k, settings.progress) for ctx in (True, False) for k in k_values]
     g = settings.generator
     rep = {"task": "answer", "dataset": ds.name, "split": split, "num_queries": len(ds.queries),
            "generator": f"{g.backend.value}:{g.model or 'SmolLM2-135M-Instruct'}",
            "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
-           "retrieval": searcher.retrieval.model_dump(mode="json"), "configs": configs}
+           "retrieval": searcher.retrieval.model_dump(mode="json")}
+    journal = ans.Journal(output.with_suffix(".partial.jsonl"), rep) if output is not None else None
+    done = journal.load() if journal is not None and resume else {}
+    if done:
+        yield f"resuming: {len(done)} configuration(s) already finished in {journal.path}"
+    elif journal is not None:
+        journal.start()
+    wanted = [(ctx, k) for ctx in (True, False) for k in k_values]
+    if any(c not in done for c in wanted):
+        answerer.generator.check()
+    configs = []
+    for ctx, k in wanted:
+        if (ctx, k) not in done:
+            done[(ctx, k)] = ans.evaluate_config(answerer, ds, gold, ctx, k, settings.progress)
+            if journal is not None:
+                journal.append(done[(ctx, k)])
+        configs.append(done[(ctx, k)])
+    rep["configs"] = configs
     yield ans.markdown(rep).rstrip()
     if output is not None:
         yield "wrote " + ", ".join(map(str, ans.write(rep, output)))
+        journal.path.unlink(missing_ok=True)
 
 
 def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from dataclasses import asdict
 from enum import Enum
@@ -200,6 +201,7 @@ def eval_(
     task: Annotated[str, typer.Option(help="retrieval | answer (needs answers.jsonl)")] = "retrieval",
     k_values: Annotated[str, typer.Option(help="answer task: passages given to the generator, compared")] = "3,5",
     max_tokens: Annotated[Optional[int], typer.Option(help="answer task: most tokens generated")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="answer task: reuse the configurations an interrupted run finished")] = False,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency), or
@@ -219,7 +221,7 @@ def eval_(
             ks = [int(x) for x in k_values.split(",") if x.strip()]
         except ValueError:
             raise InputError(f"--k-values {k_values!r}: expected integers like 3,5") from None
-        lines = answer_cmd(settings, dataset, split, output, ks)
+        lines = answer_cmd(settings, dataset, split, output, ks, resume)
     elif task == "retrieval":
         lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels)
     else:
@@ -344,8 +346,14 @@ def serve(
                              f"`rag index SOURCE --index-dir {settings.index_dir}`, or pass --create to serve an empty one")
         settings.index_dir.mkdir(parents=True)
     os.environ["RAG_INDEX_DIR"] = str(settings.index_dir)  # workers rebuild settings from the environment
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: exit 0 then
+    signal.signal(signal.SIGTERM, _exit_0)
     uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level=settings.log_level.lower())
+
+
+def _exit_0(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def _parse_filters(items: list[str]) -> dict[str, str]:

@@ -3,7 +3,8 @@ on a real on-disk index: ingestion, deletion, search and job polling interleaved
 mixed in. After every step: no 5xx. After every poll: SQL = passage table = BM25 = dense, and every
 document a finished job reported is searchable by its id (and every deleted one is gone).
 
-RAG_FUZZ_STEPS sets the number of steps (default 2,000); the figures are printed at the end."""
+RAG_FUZZ_STEPS sets the number of steps (default 2,000), RAG_FUZZ_BM25 the BM25 backend (default
+rank_bm25; lucene runs Java for every job); the figures are printed at the end."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.conftest import running_server, write_jsonl
 from tests.test_hardening import ENC, make_app
 
 STEPS = int(os.environ.get("RAG_FUZZ_STEPS", "2000"))
+BM25 = BM25Backend(os.environ.get("RAG_FUZZ_BM25", "rank_bm25"))  # lucene: every job runs Java (slower)
 STEPS_PER_RUN = 25
 
 HOSTILE = ["", " ", "\x00", "\x00\x00", "a\nb", "a\rb", "tab\t", "\udc80", "\ud800x", "line\u2028sep", "\u0085",
@@ -166,10 +168,10 @@ def test_stateful_fuzz_against_a_live_service(tmp_path, capsys):
     d = tmp_path / "idx"
     rows = [json.loads(line) for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()[:20]]
     corpus = write_jsonl(tmp_path / "base.jsonl", [{"id": r["_id"], **{k: r[k] for k in ("title", "text", "metadata") if k in r}} for r in rows])
-    job = make_job(d, ENC, chunk={"enabled": False})
+    job = make_job(d, ENC, backend=BM25, chunk={"enabled": False})
     job.run(open_source(corpus))
     job.store.close()
-    app = make_app(d, BM25Backend.rank_bm25, limits={"max_queued_jobs": 64, "max_queued_jobs_per_key": 64})
+    app = make_app(d, BM25, limits={"max_queued_jobs": 64, "max_queued_jobs_per_key": 64})
     started = time.monotonic()
     with running_server(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         ServiceMachine.client, ServiceMachine.index_dir = client, d
@@ -179,6 +181,6 @@ def test_stateful_fuzz_against_a_live_service(tmp_path, capsys):
                 deadline=None, database=None, suppress_health_check=list(HealthCheck),
                 phases=[Phase.generate]))  # no shrinking: a failure prints its steps, and CI time stays bounded
     with capsys.disabled():
-        print(f"\nstateful fuzz: {Stats.steps} steps, {Stats.requests} requests, {Stats.jobs} jobs, {Stats.polls} full checks, "
+        print(f"\nstateful fuzz ({BM25.value}): {Stats.steps} steps, {Stats.requests} requests, {Stats.jobs} jobs, {Stats.polls} full checks, "
               f"{Stats.server_errors} 5xx, statuses {dict(sorted(Stats.status.items()))}, {time.monotonic() - started:.0f} s")
     assert Stats.server_errors == 0 and Stats.steps >= STEPS

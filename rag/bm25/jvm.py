@@ -21,7 +21,10 @@ from rag.errors import ConfigError
 _lock = threading.Lock()
 #: JVM options for the in-process JVM and the indexing child: Lucene's memory-mapping needs these on
 #: Java 24+, which otherwise prints warnings on every start
-JVM_OPTIONS = ["--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED"]
+# -Xrs: the JVM must not take SIGTERM/SIGINT/SIGHUP; otherwise, started inside `rag serve`, it answers
+# SIGTERM with its own System.exit(143) while Python threads are still in torch (a native abort),
+# and the service's graceful shutdown never runs
+JVM_OPTIONS = ["--sun-misc-unsafe-memory-access=allow", "--enable-native-access=ALL-UNNAMED", "-Xrs"]
 _keep: list = []  # java.util.logging holds loggers weakly
 
 
