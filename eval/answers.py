@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from eval.data import Dataset
 from rag.errors import InputError
+from rag.types import AnswerMode
 
 log = logging.getLogger(__name__)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -87,9 +88,20 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
                      "em": exact_match(r.answer, answers[qid]), "f1": token_f1(r.answer, answers[qid]),
                      "contains": contains(r.answer, answers[qid]),
                      "cited": [c.document_id for c in r.citations], "inferred": any(c.inferred for c in r.citations),
-                     "gold_in_prompt": any(p.document_id in gold_docs for p in r.passages)})
+                     "gold_in_prompt": any(p.document_id in gold_docs for p in r.passages),
+                     "extractive": r.extractive.text if r.extractive else None,
+                     "evidence_recall": max((contains(e.text, answers[qid]) for e in r.evidence), default=0.0)})
     n = len(rows)
+    ext = [r for r in rows if r["extractive"] is not None]
+    extractive = {
+        "contains_gold": round(sum(contains(r["extractive"], r["gold"]) for r in ext) / n, 4),
+        "f1": round(sum(token_f1(r["extractive"], r["gold"]) for r in ext) / n, 4),
+        "exact_match": round(sum(exact_match(r["extractive"], r["gold"]) for r in ext) / n, 4),
+        "abstention": round(1 - len(ext) / n, 4),
+    } if answerer.evidence is not None or answerer.mode is AnswerMode.extractive else None
     return {
+        "mode": answerer.mode.value,
+        "extractive": extractive, "evidence_recall": round(sum(r["evidence_recall"] for r in rows) / n, 4),
         "contextualize": contextualize, "k": k, "questions": n,
         "exact_match": round(sum(r["em"] for r in rows) / n, 4), "f1": round(sum(r["f1"] for r in rows) / n, 4),
         "contains_gold": round(sum(r["contains"] for r in rows) / n, 4),
@@ -104,12 +116,16 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"**{report['dataset']}** / {report['split']} ({report['num_queries']} questions), generator {report['generator']}", "",
-             "| contextualize | k | EM | F1 | contains gold | citation precision | inferred | gold in prompt | p50 ms | p95 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| mode | contextualize | k | EM | F1 | contains gold | citation precision | inferred | gold in prompt | "
+             "evidence recall | extractive EM / F1 / contains / abstain | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for c in report["configs"]:
-        lines.append(f"| {'on' if c['contextualize'] else 'off'} | {c['k']} | {c['exact_match']:.3f} | {c['f1']:.3f} | "
-                     f"{c['contains_gold']:.3f} | {c['citation_precision']:.3f} | {c['citations_inferred']:.3f} | "
-                     f"{c['gold_passage_in_prompt']:.3f} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+        x = c.get("extractive")
+        ext = f"{x['exact_match']:.3f} / {x['f1']:.3f} / {x['contains_gold']:.3f} / {x['abstention']:.3f}" if x else "-"
+        lines.append(f"| {c.get('mode', 'generative')} | {'on' if c['contextualize'] else 'off'} | {c['k']} | {c['exact_match']:.3f} | "
+                     f"{c['f1']:.3f} | {c['contains_gold']:.3f} | {c['citation_precision']:.3f} | {c['citations_inferred']:.3f} | "
+                     f"{c['gold_passage_in_prompt']:.3f} | {c.get('evidence_recall', 0.0):.3f} | {ext} | "
+                     f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from eval.runner import open_searcher, run_retriever
 from eval.tune import refuse_test_split, tune, write_tuned
 from rag.errors import InputError
 from rag.settings import Mode, Settings
+from rag.types import AnswerMode
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
     g = settings.generator
     rep = {"task": "answer", "dataset": ds.name, "split": split, "num_queries": len(ds.queries),
            "generator": f"{g.backend.value}:{g.model or 'SmolLM2-135M-Instruct'}",
-           "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
+           "mode": settings.answer.mode.value, "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
            "retrieval": searcher.retrieval.model_dump(mode="json")}
     journal = ans.Journal(output.with_suffix(".partial.jsonl"), rep) if output is not None else None
     done = journal.load() if journal is not None and resume else {}
@@ -50,7 +51,7 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
     elif journal is not None:
         journal.start()
     wanted = [(ctx, k) for ctx in (True, False) for k in k_values]
-    if any(c not in done for c in wanted):
+    if any(c not in done for c in wanted) and answerer.mode is not AnswerMode.extractive:
         answerer.generator.check()
     configs = []
     for ctx, k in wanted:

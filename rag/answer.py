@@ -1,4 +1,6 @@
-"""Answering: search -> truncation -> query-aware prompt -> generator -> citations.
+"""Answering: search -> truncation -> evidence sentences and the extractive answer -> query-aware
+prompt -> generator -> citations. In ``extractive`` mode the generator is not called at all; in
+``both`` the extractive answer is ready (and streamed) before the first token.
 
 A failing generator (down, timeout, out of memory) does not lose the retrieval: the result carries
 the passages, the error and its kind."""
@@ -11,11 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.citations import Citation, citations
+from rag.evidence import NOT_FOUND, Evidence, EvidenceFinder, extractive_answer
 from rag.generators.base import GenerationParams, Generator
 from rag.generators.errors import GeneratorError, GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
+from rag.errors import InputError
 from rag.prompts import PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
-from rag.types import Passage
+from rag.types import AnswerMode, Passage
 
 
 @dataclass
@@ -30,6 +34,9 @@ class AnswerResult:
     usage: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     error_kind: str | None = None  # "unavailable" | "timeout" | "out_of_memory" | "failed"
+    evidence: list[Evidence] = field(default_factory=list)  # best sentences of the passages, best first
+    extractive: Evidence | None = None  # the extractive answer; None: nothing scored high enough
+    mode: AnswerMode = AnswerMode.generative
 
 
 def error_kind(exc: GeneratorError) -> str:
@@ -46,7 +53,8 @@ class Answerer:
     def __init__(
         self, searcher: Searcher, generator: Generator, params: GenerationParams | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, max_passages: int = 5,
-        prompt_budget: int = 1536,
+        prompt_budget: int = 1536, evidence: EvidenceFinder | None = None, mode: AnswerMode = AnswerMode.generative,
+        evidence_sentences: int = 3,
     ) -> None:
         self.searcher = searcher
         self.generator = generator
@@ -55,22 +63,48 @@ class Answerer:
         self.order = order
         self.max_passages = max_passages
         self.prompt_budget = prompt_budget
+        self.evidence = evidence
+        self.mode = mode
+        self.evidence_sentences = evidence_sentences
 
     def stream(
         self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None,
-        params: GenerationParams | None = None, contextualize: bool | None = None,
+        params: GenerationParams | None = None, contextualize: bool | None = None, mode: AnswerMode | str | None = None,
     ) -> Iterator[tuple[str, Any]]:
-        """Events: ("search", SearchResult), ("token", str) ..., then ("result", AnswerResult)."""
+        """Events: ("search", SearchResult), with an evidence finder ("evidence", [Evidence]) and
+        ("extractive", Evidence | None), then ("token", str) ... unless extractive, then ("result", AnswerResult)."""
+        try:
+            mode = AnswerMode(mode or self.mode)
+        except ValueError:
+            raise InputError(f"answer mode {mode!r}: choose one of {', '.join(m.value for m in AnswerMode)}") from None
         t0 = time.perf_counter()
         found = self.searcher.search(question, k=k or self.max_passages, filters=filters)
         yield "search", found
         timings = {f"search.{k_}": v for k_, v in found.timings_ms.items()}
+        result = AnswerResult(question, None, [], [], [], found, timings, mode=mode)
+        if self.evidence is not None or mode == AnswerMode.extractive:
+            t = time.perf_counter()
+            finder = self.evidence or EvidenceFinder(self.searcher.encoder)
+            result.evidence = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
+            result.extractive = extractive_answer(result.evidence, finder.weights.min_score)
+            timings["evidence"] = (time.perf_counter() - t) * 1000
+            yield "evidence", result.evidence
+            yield "extractive", result.extractive
+        if mode == AnswerMode.extractive:
+            result.answer = result.extractive.text if result.extractive else NOT_FOUND
+            result.passages = [h.passage for h in found.hits]
+            if result.extractive:
+                e = result.extractive
+                result.citations = [Citation(e.number, e.passage_id, e.document_id, e.title, False)]
+            timings["total"] = (time.perf_counter() - t0) * 1000
+            result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
+            yield "result", result
+            return
         t = time.perf_counter()
         builder = PromptBuilder(
             self.generator.count_tokens, self.generator.render,
             self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget,
         )
-        result = AnswerResult(question, None, [], [], [], found, timings)
         try:
             prompt = builder.build(question, [h.passage for h in found.hits])
             result.passages = prompt.passages

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from rag.errors import ConfigError, InputError, RagError
 from rag.serialize import answer_result_dict, search_result_dict
 from rag.settings import BM25Backend, Mode, Settings, load_settings
-from rag.types import Scope
+from rag.evidence import NOT_FOUND
+from rag.types import AnswerMode, Scope
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 log = logging.getLogger("rag")
@@ -144,6 +145,7 @@ def ask(
     max_tokens: Annotated[Optional[int], typer.Option(help="most tokens generated")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="0: greedy")] = None,
     no_contextualize: Annotated[bool, typer.Option("--no-contextualize", help="the question only after the passages")] = False,
+    mode: Annotated[Optional[AnswerMode], typer.Option(help="extractive (no generator) | generative | both")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole result as JSON at the end")] = False,
 ) -> None:
     """Answer a question from the index: streams the answer, then citations, timings and token counts."""
@@ -151,16 +153,21 @@ def ask(
 
     settings = _settings({
         "index_dir": index_dir, "generator": {"backend": backend, "max_tokens": max_tokens, "temperature": temperature},
-        "answer": {"max_passages": k, "contextualize": False if no_contextualize else None},
+        "answer": {"max_passages": k, "contextualize": False if no_contextualize else None, "mode": mode},
     })
     answerer = make_answerer(settings)
-    try:
-        answerer.generator.check()  # load or reach it now, so the timings below are the request's own
-    except RagError:
-        pass  # the answer below reports it, with the passages that were found
+    if settings.answer.mode is not AnswerMode.extractive:
+        try:
+            answerer.generator.check()  # load or reach it now, so the timings below are the request's own
+        except RagError:
+            pass  # the answer below reports it, with the passages that were found
     result = None
     for kind, value in answerer.stream(question, filters=_parse_filters(filter_ or [])):
-        if kind == "token" and not as_json:
+        if kind == "extractive" and not as_json:
+            typer.echo(f"extractive: {value.text} [{value.number}]" if value else f"extractive: {NOT_FOUND}")
+            if settings.answer.mode is AnswerMode.both:
+                typer.echo("generated: ", nl=False)
+        elif kind == "token" and not as_json:
             typer.echo(value, nl=False)
         elif kind == "result":
             result = value
@@ -202,6 +209,7 @@ def eval_(
     k_values: Annotated[str, typer.Option(help="answer task: passages given to the generator, compared")] = "3,5",
     max_tokens: Annotated[Optional[int], typer.Option(help="answer task: most tokens generated")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="answer task: reuse the configurations an interrupted run finished")] = False,
+    mode: Annotated[Optional[AnswerMode], typer.Option(help="answer task: extractive (no generator) | generative | both")] = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency), or
@@ -212,7 +220,7 @@ def eval_(
         "index_dir": index_dir, "tuned_file": tuned_file, "eval_cache_dir": cache_dir,
         "progress": False if no_progress else None, "encoder": {"model": model},
         "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
-        "generator": {"max_tokens": max_tokens},
+        "generator": {"max_tokens": max_tokens}, "answer": {"mode": mode},
     })
     if task == "answer":
         if qrels is not None:

@@ -128,7 +128,10 @@ def close_generators() -> None:
 
 def make_answerer(settings: Settings, searcher=None, generator=None):
     from rag.answer import Answerer, params_from
+    from rag.evidence import EvidenceFinder, EvidenceWeights
 
     a = settings.answer
-    return Answerer(searcher or make_searcher(settings), generator or make_generator(settings), params_from(settings),
-                    a.contextualize, a.order, a.max_passages, a.prompt_budget)
+    searcher = searcher or make_searcher(settings)
+    evidence = EvidenceFinder(searcher.encoder, EvidenceWeights(**a.evidence.model_dump()))
+    return Answerer(searcher, generator or make_generator(settings), params_from(settings),
+                    a.contextualize, a.order, a.max_passages, a.prompt_budget, evidence, a.mode, a.evidence_sentences)

@@ -27,4 +27,14 @@ def answer_result_dict(r) -> dict[str, Any]:
                      for i, p in enumerate(r.passages)],
         "search": search_result_dict(r.search), "timings_ms": r.timings_ms, "usage": r.usage,
         "error": r.error and {"kind": r.error_kind, "message": r.error},
+        "mode": r.mode.value, "extractive": extractive_dict(r.extractive), "evidence": [asdict(e) for e in r.evidence],
     }
+
+
+def extractive_dict(e) -> dict[str, Any]:
+    """The extractive answer: the sentence and where it is (``found: false`` when it abstained)."""
+    if e is None:
+        from rag.evidence import NOT_FOUND
+
+        return {"found": False, "text": NOT_FOUND}
+    return {"found": True, **asdict(e)}

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, JsonConfigSettingsSource, PydanticBa
 from rag.fusion import FusionMethod, Normalization
 from rag.generators.local import DEFAULT_CACHE
 from rag.prompts import PassageOrder
+from rag.types import AnswerMode
 
 
 class BM25Backend(str, Enum):
@@ -110,7 +111,22 @@ class GeneratorSettings(BaseModel):
     stop: list[str] = Field(default_factory=list)
 
 
+class EvidenceSettings(BaseModel):
+    """Weights of the evidence-sentence signals and the extractive answer's abstention threshold
+    (chosen on a dev part of squad-dev: python -m eval.benchmarks.evidence)."""
+
+    dense: float = 1.0
+    bm25: float = 0.5
+    overlap: float = 0.5
+    rank: float = 0.25
+    answer_type: float = 0.25
+    min_score: float = 0.0
+
+
 class AnswerSettings(BaseModel):
+    mode: AnswerMode = Field(AnswerMode.both, description="extractive | generative | both (extractive first)")
+    evidence_sentences: int = Field(3, ge=1, le=20, description="evidence sentences returned with an answer")
+    evidence: EvidenceSettings = EvidenceSettings()
     contextualize: bool = Field(True, description="the question before and after the passages")
     order: PassageOrder = PassageOrder.rank
     max_passages: int = Field(5, ge=0, le=50, description="passages given to the generator (after truncation)")

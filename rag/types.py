@@ -35,6 +35,15 @@ class Scope(str, Enum):
         return order.index(self) >= order.index(needed)
 
 
+class AnswerMode(str, Enum):
+    """What an answer is made of: the best evidence sentence, the generator's text, or both (the
+    extractive answer first, the generated one streamed after it)."""
+
+    extractive = "extractive"
+    generative = "generative"
+    both = "both"
+
+
 @dataclass(frozen=True)
 class SourceDocument:
     """One document as read from a source, before chunking."""

@@ -1,0 +1,133 @@
+"""Evidence sentences and the extractive answer on squad-dev, through the whole pipeline (retrieval
+over all 1,204 paragraphs with the default settings, then sentences of the best 5 passages).
+
+    python -m eval.benchmarks.evidence [--dataset ../shared/data/squad-dev] [--output docs/results/evidence-squad.json]
+
+Questions are split by article (a stable hash of the gold paragraph's article): about 40 % form the
+dev part, on which the weights of the four signals and the abstention threshold are chosen; the
+rest is reported. Reports evidence recall@1/@3 (a gold answer occurs in the best 1 or 3 sentences),
+and for the extractive sentence answer contains-gold, token F1, EM and the abstention rate, per part,
+for each single signal and the tuned combination.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.answers import contains, exact_match, load_answers, token_f1
+from eval.data import load_dataset
+from eval.runner import open_searcher
+from rag.evidence import EvidenceFinder, EvidenceWeights
+from rag.settings import load_settings
+
+
+def is_dev(doc_id: str) -> bool:
+    article = doc_id.rsplit("-", 1)[0]
+    return int(hashlib.sha1(article.encode()).hexdigest(), 16) % 10 < 4
+
+
+def collect(dataset: Path, split: str, k: int):
+    settings = load_settings({"progress": False})
+    ds = load_dataset(dataset, split)
+    gold = load_answers(ds)
+    searcher = open_searcher(ds, settings)
+    finder = EvidenceFinder(searcher.encoder)
+    rows = []
+    t = time.perf_counter()
+    for qid, question in tqdm(ds.queries.items(), desc="questions"):
+        hits = searcher.search(question, k=k).hits
+        passages = [h.passage for h in hits]
+        sentences, feats = finder.features(question, passages)
+        gold_doc = next(iter(ds.qrels[qid]))
+        rows.append({"id": qid, "dev": is_dev(gold_doc), "gold": gold[qid], "sentences": [s.text for s in sentences],
+                     "feats": feats, "labels": np.array([contains(s.text, gold[qid]) for s in sentences]),
+                     "gold_passage": any(p.document_id == gold_doc for p in passages)})
+    return rows, (time.perf_counter() - t) / max(len(rows), 1) * 1000
+
+
+def evaluate(rows, w: EvidenceWeights) -> dict:
+    vec = w.vector()
+    r1 = r3 = c = f1 = em = abstain = 0.0
+    for r in rows:
+        if not len(r["feats"]):
+            abstain += 1
+            continue
+        scores = r["feats"] @ vec
+        order = np.argsort(-scores, kind="stable")
+        r1 += r["labels"][order[0]]
+        r3 += r["labels"][order[:3]].max()
+        if scores[order[0]] < w.min_score:
+            abstain += 1
+            continue
+        best = r["sentences"][order[0]]
+        c += contains(best, r["gold"])
+        f1 += token_f1(best, r["gold"])
+        em += exact_match(best, r["gold"])
+    n = len(rows)
+    return {"questions": n, "evidence_recall@1": round(r1 / n, 4), "evidence_recall@3": round(r3 / n, 4),
+            "contains_gold": round(c / n, 4), "f1": round(f1 / n, 4), "exact_match": round(em / n, 4),
+            "abstention": round(abstain / n, 4), "gold_passage_in_top_k": round(sum(r["gold_passage"] for r in rows) / n, 4)}
+
+
+def tune(dev) -> EvidenceWeights:
+    """Grid over the weights by dev evidence recall@1 (ties: recall@3), then the threshold that
+    decides answer/abstain best on dev (answer when the best sentence holds the answer)."""
+    grid = [0.0, 0.25, 0.5, 1.0, 2.0]
+    best, best_key = None, None
+    for b, o, r, t in itertools.product(grid, grid, grid, grid):
+        w = EvidenceWeights(1.0, b, o, r, t, -1e9)
+        m = evaluate(dev, w)
+        key = (m["evidence_recall@1"], m["evidence_recall@3"])
+        if best_key is None or key > best_key:
+            best, best_key = w, key
+    vec = best.vector()
+    tops = [(float((r["feats"] @ vec).max()), bool(r["labels"][int(np.argmax(r["feats"] @ vec))])) for r in dev if len(r["feats"])]
+    candidates = sorted({s for s, _ in tops})
+    accuracy = lambda t: sum((s >= t) == ok for s, ok in tops)  # noqa: E731
+    threshold = max(candidates, key=lambda t: (accuracy(t), -t)) if candidates else 0.0
+    return EvidenceWeights(best.dense, best.bm25, best.overlap, best.rank, best.answer_type, round(threshold, 4))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--k", type=int, default=5, help="passages the sentences come from (answer.max_passages)")
+    ap.add_argument("--output", type=Path)
+    args = ap.parse_args()
+    rows, ms = collect(args.dataset, args.split, args.k)
+    dev, test = [r for r in rows if r["dev"]], [r for r in rows if not r["dev"]]
+    tuned = tune(dev)
+    singles = {"dense only": EvidenceWeights(1, 0, 0, 0, 0, -1e9), "bm25 only": EvidenceWeights(0, 1, 0, 0, 0, -1e9),
+               "overlap only": EvidenceWeights(0, 0, 1, 0, 0, -1e9),
+               "first sentence of the best passage": EvidenceWeights(0, 0, 0, 1, 0, -1e9),
+               "untuned weights (1, 0.5, 0.5, 0.25, 0.25)": EvidenceWeights(min_score=-1e9),
+               "tuned on dev, no abstention": EvidenceWeights(**{**tuned.__dict__, "min_score": -1e9}),
+               "tuned on dev, with abstention": tuned}
+    report = {"dataset": str(args.dataset), "k": args.k, "ms_per_question_search_and_features": round(ms, 1),
+              "tuned": tuned.__dict__, "rows": {name: {"dev": evaluate(dev, w), "test": evaluate(test, w)} for name, w in singles.items()}}
+    lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | contains gold | F1 | EM | abstain | gold passage in top k |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, parts in report["rows"].items():
+        for part, m in parts.items():
+            lines.append(f"| {name} | {part} | {m['questions']} | {m['evidence_recall@1']:.3f} | {m['evidence_recall@3']:.3f} | "
+                         f"{m['contains_gold']:.3f} | {m['f1']:.3f} | {m['exact_match']:.3f} | {m['abstention']:.3f} | {m['gold_passage_in_top_k']:.3f} |")
+    text = json.dumps(report, indent=2)
+    sys.stdout.write("\n".join(lines) + "\n" + f"tuned: {tuned}\n")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n")
+        args.output.with_suffix(".md").write_text("\n".join(lines) + f"\n\ntuned on dev: {tuned}\n")
+
+
+if __name__ == "__main__":
+    main()

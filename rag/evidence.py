@@ -1,0 +1,165 @@
+"""Evidence sentences and the extractive answer.
+
+The passages an answer is built from are split into sentences (with character offsets into the
+passage text, so a client can highlight them), and each sentence is scored against the question by
+a weighted sum of four signals:
+
+- ``dense``: cosine of the question and the sentence under the bi-encoder (the index's own encoder);
+- ``bm25``: BM25 of the question over the candidate sentences as a small corpus, scaled to [0, 1];
+- ``overlap``: the share of the question's (stemmed, stop-word-free) terms the sentence holds;
+- ``rank``: 1 / rank of the sentence's passage in the search result;
+- ``answer_type``: 1 when the sentence holds what the question's wording asks for (a frequency for
+  "how often", a date or season for "when", a number for "how many", a cause for "why", a capitalised
+  name for "who" and "where"), else 0.
+
+The best sentence is the extractive answer, returned before any generation, with its citation; when
+its score is below ``min_score`` the answer says nothing was found instead of guessing. Weights and
+the threshold were chosen on a dev part of squad-dev (``python -m eval.benchmarks.evidence``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rag.bm25.analysis import analyze
+from rag.encoders.base import Encoder
+from rag.types import Passage
+
+NOT_FOUND = "I did not find an answer to this in the documents."
+# a sentence ends at . ! or ? (closing quotes/brackets allowed) before whitespace and a capital,
+# digit or opening quote; or at a line break
+_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+")
+_ABBREV = re.compile(r"(?:\b(?:[A-Z]|Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|vs|etc|e\.g|i\.e|approx|No|Fig|Vol|U\.S|U\.K|Inc|Ltd|Co)\.)$")
+
+
+_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+# (question pattern, what a sentence that answers it contains)
+_ANSWER_TYPES = [
+    (r"\bhow (often|frequently)\b", r"\b(once|twice|every|daily|weekly|monthly|yearly|annually|times? (a|per)|per (day|week|month|year))\b"),
+    (r"\b(when|what (year|month|day|date|time|season|century|decade))\b",
+     rf"\b(\d{{3,4}}s?|{_MONTHS}|spring|summer|autumn|fall|winter|century|decade|morning|evening|night|before|after|during|until)\b"),
+    (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide)\b|\bwhat (percentage|number|amount)\b",
+     r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand|million|billion|dozen|half)\b"),
+    (r"\bwhy\b|\bwhat (causes|caused|leads|led)\b|\bcause of\b", r"\b(because|cause[sd]?|due to|result(s|ed)? (in|from)|leads? to|since|so that)\b"),
+    (r"\b(who|whom|whose|where|which (city|country|person|company|team))\b", r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+"),
+]
+_ANSWER_TYPES = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _ANSWER_TYPES]
+
+
+def answer_type_match(question: str, sentence: str) -> float:
+    """1.0 when the sentence contains the kind of thing the question asks for (see _ANSWER_TYPES)."""
+    return float(any(q.search(question) and a.search(sentence) for q, a in _ANSWER_TYPES))
+
+
+@dataclass(frozen=True)
+class EvidenceWeights:
+    dense: float = 1.0
+    bm25: float = 0.5
+    overlap: float = 0.5
+    rank: float = 0.25
+    answer_type: float = 0.25
+    min_score: float = 0.0  # below it, the extractive answer abstains
+
+    def vector(self) -> np.ndarray:
+        return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type])
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One scored sentence: ``text == passage.text[start:end]``."""
+
+    number: int  # the passage's number in the answer ([n])
+    passage_id: str
+    document_id: str
+    title: str
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, whitespace trimmed, empty ones dropped."""
+    spans, start = [], 0
+    for m in _END.finditer(text):
+        if "\n" not in m.group(0) and _ABBREV.search(text[max(0, m.start() - 8) : m.start()]):
+            continue  # "Dr. Smith", "e.g. roses", "U.S. Army": not a sentence end
+        spans.append((start, m.start()))
+        start = m.end()
+    spans.append((start, len(text)))
+    out = []
+    for a, b in spans:
+        while a < b and text[a].isspace():
+            a += 1
+        while b > a and text[b - 1].isspace():
+            b -= 1
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def _bm25(query: list[str], docs: list[list[str]], k1: float = 1.2, b: float = 0.75) -> np.ndarray:
+    n = len(docs)
+    avg = sum(map(len, docs)) / n if n else 0.0
+    df = Counter(t for d in docs for t in set(d))
+    out = np.zeros(n, dtype=np.float64)
+    for i, d in enumerate(docs):
+        tf = Counter(d)
+        for t in set(query):
+            if tf[t]:
+                idf = math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5))
+                out[i] += idf * tf[t] * (k1 + 1) / (tf[t] + k1 * (1 - b + b * len(d) / (avg or 1)))
+    return out
+
+
+class EvidenceFinder:
+    def __init__(self, encoder: Encoder, weights: EvidenceWeights | None = None) -> None:
+        self.encoder = encoder
+        self.weights = weights or EvidenceWeights()
+
+    def features(self, question: str, passages: Sequence[Passage]) -> tuple[list[Evidence], np.ndarray]:
+        """Every sentence of ``passages`` (in order) and its (dense, bm25, overlap, rank, answer_type) features."""
+        sentences: list[Evidence] = []
+        ranks: list[int] = []
+        for n, p in enumerate(passages, start=1):
+            for a, b in sentence_spans(p.text):
+                sentences.append(Evidence(n, p.id, p.document_id, p.title, a, b, p.text[a:b], 0.0))
+                ranks.append(n)
+        if not sentences:
+            return [], np.zeros((0, 5))
+        q = self.encoder.encode_queries([question])[0]
+        dense = self.encoder.encode_passages([s.text for s in sentences]) @ q
+        q_terms = analyze(question)
+        s_terms = [analyze(s.text) for s in sentences]
+        bm25 = _bm25(q_terms, s_terms)
+        bm25 = bm25 / bm25.max() if bm25.max() > 0 else bm25
+        qset = set(q_terms)
+        overlap = np.array([len(qset & set(t)) / len(qset) if qset else 0.0 for t in s_terms])
+        rank = 1.0 / np.asarray(ranks, dtype=np.float64)
+        kind = np.array([answer_type_match(question, s.text) for s in sentences])
+        return sentences, np.stack([dense, bm25, overlap, rank, kind], axis=1)
+
+    def score(self, feats: np.ndarray, weights: EvidenceWeights | None = None) -> np.ndarray:
+        return feats @ (weights or self.weights).vector() if len(feats) else np.zeros(0)
+
+    def find(self, question: str, passages: Sequence[Passage], top: int = 3) -> list[Evidence]:
+        """The ``top`` best sentences, best first."""
+        sentences, feats = self.features(question, passages)
+        scores = self.score(feats)
+        order = np.argsort(-scores, kind="stable")[:top]
+        return [_with_score(sentences[i], float(scores[i])) for i in order]
+
+
+def _with_score(e: Evidence, score: float) -> Evidence:
+    return Evidence(e.number, e.passage_id, e.document_id, e.title, e.start, e.end, e.text, round(score, 4))
+
+
+def extractive_answer(evidence: Sequence[Evidence], min_score: float) -> Evidence | None:
+    """The best sentence, or None (abstain) when there is none or it scores below ``min_score``."""
+    return evidence[0] if evidence and evidence[0].score >= min_score else None
