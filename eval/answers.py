@@ -89,7 +89,7 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
                      "contains": contains(r.answer, answers[qid]),
                      "cited": [c.document_id for c in r.citations], "inferred": any(c.inferred for c in r.citations),
                      "gold_in_prompt": any(p.document_id in gold_docs for p in r.passages),
-                     "extractive": r.extractive.text if r.extractive else None,
+                     "extractive": r.extractive.answer if r.extractive else None,
                      "evidence_recall": max((contains(e.text, answers[qid]) for e in r.evidence), default=0.0)})
     n = len(rows)
     ext = [r for r in rows if r["extractive"] is not None]

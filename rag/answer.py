@@ -54,7 +54,7 @@ class Answerer:
         self, searcher: Searcher, generator: Generator, params: GenerationParams | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, max_passages: int = 5,
         prompt_budget: int = 1536, evidence: EvidenceFinder | None = None, mode: AnswerMode = AnswerMode.generative,
-        evidence_sentences: int = 3,
+        evidence_sentences: int = 3, extractive_span: bool = True,
     ) -> None:
         self.searcher = searcher
         self.generator = generator
@@ -66,6 +66,7 @@ class Answerer:
         self.evidence = evidence
         self.mode = mode
         self.evidence_sentences = evidence_sentences
+        self.extractive_span = extractive_span
 
     def stream(
         self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None,
@@ -86,12 +87,13 @@ class Answerer:
             t = time.perf_counter()
             finder = self.evidence or EvidenceFinder(self.searcher.encoder)
             result.evidence = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
-            result.extractive = extractive_answer(result.evidence, finder.weights.min_score)
+            result.extractive = extractive_answer(result.evidence, finder.weights.min_score,
+                                                  question if self.extractive_span else None)
             timings["evidence"] = (time.perf_counter() - t) * 1000
             yield "evidence", result.evidence
             yield "extractive", result.extractive
         if mode == AnswerMode.extractive:
-            result.answer = result.extractive.text if result.extractive else NOT_FOUND
+            result.answer = result.extractive.answer if result.extractive else NOT_FOUND
             result.passages = [h.passage for h in found.hits]
             if result.extractive:
                 e = result.extractive

@@ -164,7 +164,7 @@ def ask(
     result = None
     for kind, value in answerer.stream(question, filters=_parse_filters(filter_ or [])):
         if kind == "extractive" and not as_json:
-            typer.echo(f"extractive: {value.text} [{value.number}]" if value else f"extractive: {NOT_FOUND}")
+            typer.echo(f"extractive: {value.answer} [{value.number}]  ({value.text})" if value else f"extractive: {NOT_FOUND}")
             if settings.answer.mode is AnswerMode.both:
                 typer.echo("generated: ", nl=False)
         elif kind == "token" and not as_json:

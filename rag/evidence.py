@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +57,50 @@ def answer_type_match(question: str, sentence: str) -> float:
     return float(any(q.search(question) and a.search(sentence) for q, a in _ANSWER_TYPES))
 
 
+_NAME = r"[A-Z][\w'’.-]*(?:\s+(?:of|de|du|la|le|von|van|der|the|and|&)?\s*[A-Z][\w'’.-]*)*"
+_SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
+# (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
+# says what kind of thing is asked for; other questions get the whole sentence
+_SPANS = [
+    (r"\bhow (often|frequently)\b",
+     r"\b(?:(?:once|twice|\w+ times) (?:a|per|every) \w+|every (?:\w+ )?(?:to \w+ )?(?:day|week|month|year|season)s?|daily|weekly|monthly|yearly|annually)\b"),
+    (r"\b(when|what (year|month|day|date|time|season|century|decade)|in what year)\b",
+     rf"\b(?:(?:early |late |mid-?)?(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{3,4}})?|\d{{1,2}} (?:{_MONTHS})(?: \d{{3,4}})?"
+     r"|(?:the )?\d{1,2}(?:st|nd|rd|th) century|\d{3,4}s?|(?:early |late )?(?:spring|summer|autumn|fall|winter))\b"),
+    (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide)\b|\bwhat (percentage|number|amount|proportion)\b",
+     rf"(?:about |around |approximately |nearly |over |more than |less than |almost )?[$£€]?\d[\d,.]*{_SCALE}"
+     rf"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|half){_SCALE}\b"),
+    (r"\b(who|whom|whose)\b|\bwhich (person|man|woman|king|company|team|group|organization|scientist)\b", _NAME),
+    (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
+]
+_SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPANS]
+
+
+def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
+    """(start, end) in ``sentence`` of the short answer the question asks for, or None (use the whole
+    sentence). Candidates that repeat the question's own words are skipped; of the rest, the one
+    nearest the words the sentence shares with the question wins (where SQuAD-style answers sit)."""
+    q_words = {w.lower() for w in re.findall(r"\w+", question)}
+    for q, a in _SPANS:
+        if not q.search(question):
+            continue
+        shared = [m.start() for m in re.finditer(r"\w+", sentence) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
+        best = None
+        for m in a.finditer(sentence):
+            words = {w.lower() for w in re.findall(r"\w+", m.group(0))}
+            if not m.group(0).strip() or words <= q_words:
+                continue
+            distance = min((abs(m.start() - x) for x in shared), default=0)
+            if best is None or distance < best[0]:
+                best = (distance, m.start(), m.end())
+        if best is not None:
+            a_, b_ = best[1], best[2]
+            while b_ > a_ and sentence[b_ - 1] in " ,.;:":
+                b_ -= 1
+            return a_, b_
+    return None
+
+
 @dataclass(frozen=True)
 class EvidenceWeights:
     dense: float = 1.0
@@ -82,6 +126,14 @@ class Evidence:
     end: int
     text: str
     score: float
+    #: the extractive answer's short span (offsets in the passage text, inside the sentence), if any
+    span_start: int | None = None
+    span_end: int | None = None
+
+    @property
+    def answer(self) -> str:
+        """The short span when there is one, else the sentence."""
+        return self.text if self.span_start is None else self.text[self.span_start - self.start : self.span_end - self.start]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -160,6 +212,13 @@ def _with_score(e: Evidence, score: float) -> Evidence:
     return Evidence(e.number, e.passage_id, e.document_id, e.title, e.start, e.end, e.text, round(score, 4))
 
 
-def extractive_answer(evidence: Sequence[Evidence], min_score: float) -> Evidence | None:
-    """The best sentence, or None (abstain) when there is none or it scores below ``min_score``."""
-    return evidence[0] if evidence and evidence[0].score >= min_score else None
+def extractive_answer(evidence: Sequence[Evidence], min_score: float, question: str | None = None) -> Evidence | None:
+    """The best sentence, or None (abstain) when there is none or it scores below ``min_score``; with
+    ``question``, also the short span inside it that the question asks for (see :func:`answer_span`)."""
+    if not evidence or evidence[0].score < min_score:
+        return None
+    best = evidence[0]
+    span = answer_span(question, best.text) if question else None
+    if span is None:
+        return best
+    return replace(best, span_start=best.start + span[0], span_end=best.start + span[1])

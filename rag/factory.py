@@ -134,4 +134,5 @@ def make_answerer(settings: Settings, searcher=None, generator=None):
     searcher = searcher or make_searcher(settings)
     evidence = EvidenceFinder(searcher.encoder, EvidenceWeights(**a.evidence.model_dump()))
     return Answerer(searcher, generator or make_generator(settings), params_from(settings),
-                    a.contextualize, a.order, a.max_passages, a.prompt_budget, evidence, a.mode, a.evidence_sentences)
+                    a.contextualize, a.order, a.max_passages, a.prompt_budget, evidence, a.mode, a.evidence_sentences,
+                    a.extractive_span)

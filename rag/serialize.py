@@ -37,4 +37,4 @@ def extractive_dict(e) -> dict[str, Any]:
         from rag.evidence import NOT_FOUND
 
         return {"found": False, "text": NOT_FOUND}
-    return {"found": True, **asdict(e)}
+    return {"found": True, **asdict(e), "answer": e.answer}

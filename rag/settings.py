@@ -126,6 +126,7 @@ class EvidenceSettings(BaseModel):
 class AnswerSettings(BaseModel):
     mode: AnswerMode = Field(AnswerMode.both, description="extractive | generative | both (extractive first)")
     evidence_sentences: int = Field(3, ge=1, le=20, description="evidence sentences returned with an answer")
+    extractive_span: bool = Field(True, description="the extractive answer is the short span the question asks for, when found")
     evidence: EvidenceSettings = EvidenceSettings()
     contextualize: bool = Field(True, description="the question before and after the passages")
     order: PassageOrder = PassageOrder.rank

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.settings import Mode
+from rag.types import AnswerMode
 from rag.validation import filters_problem, id_problem, metadata_problem, unicode_problem
 
 
@@ -78,6 +79,7 @@ class AnswerRequest(BaseModel):
     top_k: int | None = Field(None, ge=1, le=20, description="passages given to the generator")
     filters: Filters | None = None
     stream: bool = False
+    mode: AnswerMode | None = Field(None, description="extractive | generative | both (default: the answer.mode setting)")
     contextualize: bool | None = None
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from indexer.sources import open_source
 from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
-from rag.evidence import NOT_FOUND, EvidenceFinder, EvidenceWeights, extractive_answer, sentence_spans
+from rag.evidence import NOT_FOUND, EvidenceFinder, EvidenceWeights, answer_span, extractive_answer, sentence_spans
 from rag.generators.base import Generator
 from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader
@@ -61,10 +61,26 @@ def test_the_sentence_that_answers_scores_first():
     assert extractive_answer([], 0.0) is None
 
 
+@pytest.mark.parametrize("question, sentence, span", [
+    ("How often should I water a snake plant in winter?",
+     "Water only when dry, roughly every two to three weeks in summer and once a month in winter.", "once a month"),
+    ("When did the Normans conquer England?", "The Normans conquered England in 1066 under William.", "1066"),
+    ("Who led the Norman conquest of England?", "The Norman conquest of England was led by William the Conqueror in 1066.",
+     "William the Conqueror"),
+    ("How many people live in Warsaw?", "Warsaw has a population of about 1.7 million people.", "about 1.7 million"),
+    ("Where is the Eiffel tower?", "The Eiffel Tower stands in Paris, France.", "Paris"),
+    ("What causes blossom end rot?", "Blossom end rot is caused by a lack of calcium.", None),
+])
+def test_answer_span_finds_what_the_question_asks_for(question, sentence, span):
+    got = answer_span(question, sentence)
+    assert (sentence[got[0]:got[1]] if got else None) == span
+
+
 def test_extractive_mode_answers_without_the_generator_and_cites_its_sentence(searcher):
     a = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder), mode=AnswerMode.extractive)
     r = a.answer("How often should I water a snake plant in winter?", k=3)
-    assert r.extractive is not None and r.answer == r.extractive.text and r.extractive.document_id == "garden-001"
+    assert r.extractive is not None and r.answer == r.extractive.answer and r.extractive.document_id == "garden-001"
+    assert r.answer in r.extractive.text
     assert [c.passage_id for c in r.citations] == [r.extractive.passage_id]
     hit_ids = [h.passage.id for h in r.search.hits]
     assert all(e.passage_id in hit_ids for e in r.evidence) and {"evidence", "total"} <= set(r.timings_ms)
@@ -89,7 +105,7 @@ def test_answer_api_modes_json_and_sse(index):
         r = c.post("/v1/answer", json={"question": "How often should I water a snake plant in winter?", "mode": "extractive"})
         body = r.json()
         assert r.status_code == 200 and body["mode"] == "extractive" and body["extractive"]["found"]
-        assert body["answer"] == body["extractive"]["text"] and body["usage"] == {}
+        assert body["answer"] == body["extractive"]["answer"] and body["usage"] == {}
         hits = {h["passage_id"]: h["text"] for h in body["search"]["hits"]}
         for e in body["evidence"]:
             assert hits[e["passage_id"]][e["start"]:e["end"]] == e["text"]

@@ -53,6 +53,10 @@ def test_page_streams_an_answer_with_cited_passages(server, tmp_path):
         cited = page.query_selector(".passage.cited")
         assert cited.get_attribute("data-number") == "1" and "Snake plant care" in cited.text_content()
         assert "tokens/s" in page.text_content("#meta")
+        # the extractive answer shows before the generated one ends, and its sentence is marked in its passage
+        assert "From the documents" in page.text_content("#extractive")
+        best = page.query_selector(".passage mark:not(.ev)")
+        assert best is not None and page.text_content("#extractive strong") in best.text_content()
         page.screenshot(path=str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
         browser.close()

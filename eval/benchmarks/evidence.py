@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from eval.answers import contains, exact_match, load_answers, token_f1
 from eval.data import load_dataset
 from eval.runner import open_searcher
-from rag.evidence import EvidenceFinder, EvidenceWeights
+from rag.evidence import EvidenceFinder, EvidenceWeights, answer_span
 from rag.settings import load_settings
 
 
@@ -48,7 +49,7 @@ def collect(dataset: Path, split: str, k: int):
         passages = [h.passage for h in hits]
         sentences, feats = finder.features(question, passages)
         gold_doc = next(iter(ds.qrels[qid]))
-        rows.append({"id": qid, "dev": is_dev(gold_doc), "gold": gold[qid], "sentences": [s.text for s in sentences],
+        rows.append({"id": qid, "question": question, "dev": is_dev(gold_doc), "gold": gold[qid], "sentences": [s.text for s in sentences],
                      "feats": feats, "labels": np.array([contains(s.text, gold[qid]) for s in sentences]),
                      "gold_passage": any(p.document_id == gold_doc for p in passages)})
     return rows, (time.perf_counter() - t) / max(len(rows), 1) * 1000
@@ -56,7 +57,7 @@ def collect(dataset: Path, split: str, k: int):
 
 def evaluate(rows, w: EvidenceWeights) -> dict:
     vec = w.vector()
-    r1 = r3 = c = f1 = em = abstain = 0.0
+    r1 = r3 = c = f1 = em = abstain = sc = sf1 = sem = 0.0
     for r in rows:
         if not len(r["feats"]):
             abstain += 1
@@ -72,9 +73,15 @@ def evaluate(rows, w: EvidenceWeights) -> dict:
         c += contains(best, r["gold"])
         f1 += token_f1(best, r["gold"])
         em += exact_match(best, r["gold"])
+        span = answer_span(r["question"], best)
+        short = best[span[0]:span[1]] if span else best
+        sc += contains(short, r["gold"])
+        sf1 += token_f1(short, r["gold"])
+        sem += exact_match(short, r["gold"])
     n = len(rows)
     return {"questions": n, "evidence_recall@1": round(r1 / n, 4), "evidence_recall@3": round(r3 / n, 4),
             "contains_gold": round(c / n, 4), "f1": round(f1 / n, 4), "exact_match": round(em / n, 4),
+            "span_contains_gold": round(sc / n, 4), "span_f1": round(sf1 / n, 4), "span_exact_match": round(sem / n, 4),
             "abstention": round(abstain / n, 4), "gold_passage_in_top_k": round(sum(r["gold_passage"] for r in rows) / n, 4)}
 
 
@@ -103,8 +110,15 @@ def main() -> None:
     ap.add_argument("--split", default="dev")
     ap.add_argument("--k", type=int, default=5, help="passages the sentences come from (answer.max_passages)")
     ap.add_argument("--output", type=Path)
+    ap.add_argument("--reuse", action="store_true", help="reuse the features of the last run (data/bench/evidence-features-*.pkl)")
     args = ap.parse_args()
-    rows, ms = collect(args.dataset, args.split, args.k)
+    cache = Path("data/bench") / f"evidence-features-{args.dataset.name}-{args.split}-k{args.k}.pkl"
+    if args.reuse and cache.is_file():  # features only: scoring variants re-run in seconds
+        rows, ms = pickle.loads(cache.read_bytes())
+    else:
+        rows, ms = collect(args.dataset, args.split, args.k)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps((rows, ms)))
     dev, test = [r for r in rows if r["dev"]], [r for r in rows if not r["dev"]]
     tuned = tune(dev)
     singles = {"dense only": EvidenceWeights(1, 0, 0, 0, 0, -1e9), "bm25 only": EvidenceWeights(0, 1, 0, 0, 0, -1e9),
@@ -115,12 +129,14 @@ def main() -> None:
                "tuned on dev, with abstention": tuned}
     report = {"dataset": str(args.dataset), "k": args.k, "ms_per_question_search_and_features": round(ms, 1),
               "tuned": tuned.__dict__, "rows": {name: {"dev": evaluate(dev, w), "test": evaluate(test, w)} for name, w in singles.items()}}
-    lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | contains gold | F1 | EM | abstain | gold passage in top k |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | sentence: contains / F1 / EM | span: contains / F1 / EM | abstain | gold passage in top k |",
+             "|---|---|---:|---:|---:|---|---|---:|---:|"]
     for name, parts in report["rows"].items():
         for part, m in parts.items():
             lines.append(f"| {name} | {part} | {m['questions']} | {m['evidence_recall@1']:.3f} | {m['evidence_recall@3']:.3f} | "
-                         f"{m['contains_gold']:.3f} | {m['f1']:.3f} | {m['exact_match']:.3f} | {m['abstention']:.3f} | {m['gold_passage_in_top_k']:.3f} |")
+                         f"{m['contains_gold']:.3f} / {m['f1']:.3f} / {m['exact_match']:.3f} | "
+                         f"{m['span_contains_gold']:.3f} / {m['span_f1']:.3f} / {m['span_exact_match']:.3f} | "
+                         f"{m['abstention']:.3f} | {m['gold_passage_in_top_k']:.3f} |")
     text = json.dumps(report, indent=2)
     sys.stdout.write("\n".join(lines) + "\n" + f"tuned: {tuned}\n")
     if args.output:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,7 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.answer import params_from
-from rag.serialize import answer_result_dict
+from rag.serialize import answer_result_dict, extractive_dict
 from service.deps import AnswererDep, SettingsDep
 from service.schemas import AnswerRequest, ErrorResponse
 
@@ -24,13 +25,15 @@ def _sse(event: str, data: Any) -> str:
 
 @router.post("/answer", responses={503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}})
 async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDep, request: Request):
-    """Search, truncate, prompt (question before and after the passages), generate, cite.
+    """Search, truncate, find evidence sentences and the extractive answer, prompt (question before
+    and after the passages), generate, cite. ``mode``: extractive (no generation), generative, both.
+    With ``stream``, Server-Sent Events: search, evidence, extractive, token..., final.
 
     When the generator fails, the status is 503 (down, out of memory) or 504 (timeout) and the body
     still carries the passages retrieval found."""
     params = params_from(settings, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
                          repetition_penalty=req.repetition_penalty, stop=tuple(req.stop) if req.stop else None)
-    kw = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize)
+    kw = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize, mode=req.mode)
     metrics = request.app.state.metrics
 
     def observe(result) -> None:
@@ -56,6 +59,10 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
         async for kind, value in iterate_in_threadpool(events):
             if kind == "token":
                 yield _sse("token", {"text": value})
+            elif kind == "evidence":
+                yield _sse("evidence", [asdict(e) for e in value])
+            elif kind == "extractive":
+                yield _sse("extractive", extractive_dict(value))
             elif kind == "result":
                 observe(value)
                 body = answer_result_dict(value)
