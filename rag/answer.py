@@ -14,10 +14,12 @@ from typing import Any
 
 from rag.citations import Citation, citations
 from rag.evidence import NOT_FOUND, Evidence, EvidenceFinder, extractive_answer
+
+SHORT_MAX_TOKENS = 48  # an answer from evidence sentences is one short sentence
 from rag.generators.base import GenerationParams, Generator
 from rag.generators.errors import GeneratorError, GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
 from rag.errors import InputError
-from rag.prompts import PassageOrder, PromptBuilder
+from rag.prompts import SYSTEM, SYSTEM_SHORT, PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
 from rag.types import AnswerMode, Passage
 
@@ -54,8 +56,10 @@ class Answerer:
         self, searcher: Searcher, generator: Generator, params: GenerationParams | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, max_passages: int = 5,
         prompt_budget: int = 1536, evidence: EvidenceFinder | None = None, mode: AnswerMode = AnswerMode.generative,
-        evidence_sentences: int = 3, extractive_span: bool = True,
+        evidence_sentences: int = 3, extractive_span: bool = True, context: str = "passages",
     ) -> None:
+        """``context``: what the generator reads, "passages" (large models) or "evidence" (the best
+        sentences, for small models; needs an evidence finder)."""
         self.searcher = searcher
         self.generator = generator
         self.params = params or GenerationParams()
@@ -67,6 +71,7 @@ class Answerer:
         self.mode = mode
         self.evidence_sentences = evidence_sentences
         self.extractive_span = extractive_span
+        self.context = context
 
     def stream(
         self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None,
@@ -103,16 +108,25 @@ class Answerer:
             yield "result", result
             return
         t = time.perf_counter()
+        params = params or self.params
+        context = [h.passage for h in found.hits]
+        system = SYSTEM
+        if self.context == "evidence" and result.evidence:
+            # a small model cannot read five passages: it gets the evidence sentences, a short-answer
+            # instruction, and stops at the end of its first line
+            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text) for e in result.evidence]
+            system = SYSTEM_SHORT
+            params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS), stop=(*params.stop, "\n"))
         builder = PromptBuilder(
             self.generator.count_tokens, self.generator.render,
-            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget,
+            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget, system,
         )
         try:
-            prompt = builder.build(question, [h.passage for h in found.hits])
+            prompt = builder.build(question, context)
             result.passages = prompt.passages
             timings["prompt"] = (time.perf_counter() - t) * 1000
             t = time.perf_counter()
-            s = self.generator.stream(prompt.messages, params or self.params)
+            s = self.generator.stream(prompt.messages, params)
             for delta in s:
                 yield "token", delta
             g = s.result

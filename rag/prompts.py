@@ -17,6 +17,14 @@ SYSTEM = (
 )
 
 
+#: for small models given evidence sentences: one short answer, one line
+SYSTEM_SHORT = (
+    "Answer the question in one short sentence, using only the numbered facts you are given. "
+    "End with the number of the fact you used, like [1]. "
+    "If the facts do not answer it, say: I do not know."
+)
+
+
 class PassageOrder(str, Enum):
     rank = "rank"  # best first
     ends = "ends"  # best at both ends, weakest in the middle ("lost in the middle")
