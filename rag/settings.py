@@ -116,11 +116,11 @@ class EvidenceSettings(BaseModel):
     (chosen on a dev part of squad-dev: python -m eval.benchmarks.evidence)."""
 
     dense: float = 1.0
-    bm25: float = 0.5
-    overlap: float = 0.5
+    bm25: float = 0.0
+    overlap: float = 1.0
     rank: float = 0.25
     answer_type: float = 0.25
-    min_score: float = 0.0
+    min_score: float = 1.14
 
 
 class AnswerSettings(BaseModel):
