@@ -19,7 +19,7 @@ SHORT_MAX_TOKENS = 48  # an answer from evidence sentences is one short sentence
 from rag.generators.base import GenerationParams, Generator
 from rag.generators.errors import GeneratorError, GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
 from rag.errors import InputError
-from rag.prompts import SYSTEM, SYSTEM_SHORT, PassageOrder, PromptBuilder
+from rag.prompts import PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
 from rag.types import AnswerMode, Passage
 
@@ -110,16 +110,15 @@ class Answerer:
         t = time.perf_counter()
         params = params or self.params
         context = [h.passage for h in found.hits]
-        system = SYSTEM
-        if self.context == "evidence" and result.evidence:
+        short = self.context == "evidence" and bool(result.evidence)
+        if short:
             # a small model cannot read five passages: it gets the evidence sentences, a short-answer
             # instruction, and stops at the end of its first line
             context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text) for e in result.evidence]
-            system = SYSTEM_SHORT
             params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS), stop=(*params.stop, "\n"))
         builder = PromptBuilder(
             self.generator.count_tokens, self.generator.render,
-            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget, system,
+            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget, short=short,
         )
         try:
             prompt = builder.build(question, context)

@@ -17,12 +17,13 @@ SYSTEM = (
 )
 
 
-#: for small models given evidence sentences: one short answer, one line
-SYSTEM_SHORT = (
-    "Answer the question in one short sentence, using only the numbered facts you are given. "
-    "End with the number of the fact you used, like [1]. "
-    "If the facts do not answer it, say: I do not know."
-)
+#: for small models given evidence sentences: a one-shot example and a short-phrase instruction (on
+#: the garden dev split SmolLM2-135M held the gold answer 0.21 of the time so, 0.16 with an instruction)
+SHORT_EXAMPLE = [
+    {"role": "user", "content": "Facts:\n[1] The Eiffel Tower is in Paris and was finished in 1889.\n[2] It is 330 metres tall.\n\n"
+                                "Question: How tall is the Eiffel Tower?\nAnswer with a short phrase from the facts."},
+    {"role": "assistant", "content": "330 metres [2]"},
+]
 
 
 class PassageOrder(str, Enum):
@@ -51,16 +52,22 @@ class PromptBuilder:
     def __init__(
         self, count_tokens: Callable[[str], int], render: Callable[[list[dict[str, str]]], str] | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, budget: int = 1536,
-        system: str = SYSTEM,
+        system: str = SYSTEM, short: bool = False,
     ) -> None:
+        """``short``: the passages are evidence sentences for a small model (one-shot, short phrase)."""
         self.count_tokens = count_tokens
         self.render = render or (lambda msgs: "\n\n".join(m["content"] for m in msgs))
         self.contextualize = contextualize
         self.order = order
         self.budget = budget
         self.system = system
+        self.short = short
 
     def _messages(self, question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
+        if self.short:
+            facts = "\n".join(f"[{i + 1}] {p.text}" for i, p in enumerate(passages)) or "(none)"
+            return [*SHORT_EXAMPLE, {"role": "user", "content": f"Facts:\n{facts}\n\nQuestion: {question}\n"
+                                                                 "Answer with a short phrase from the facts."}]
         blocks = "\n\n".join(f"[{i + 1}] {p.title}\n{p.text}" if p.title else f"[{i + 1}] {p.text}" for i, p in enumerate(passages))
         body = f"Passages:\n{blocks or '(none)'}\n\nUsing only the passages above, answer the question: {question}"
         user = f"Question: {question}\n\n{body}" if self.contextualize else body

@@ -21,10 +21,11 @@ class EchoGenerator(Generator):
 
     def _answer(self, messages: Messages) -> str:
         user = messages[-1]["content"]
-        m = re.search(r"\[1\][^\n]*\n([^\n]+)", user)
+        # "[1] title\ntext" (passages) or "[1] text" (evidence sentences): the first sentence of [1]'s text
+        m = re.search(r"\[1\] ?([^\n]*)(?:\n(?!\[\d+\])([^\n]+))?", user)
         if not m:
             return "I do not know."
-        first = re.split(r"(?<=[.!?])\s", m.group(1).strip(), maxsplit=1)[0]
+        first = re.split(r"(?<=[.!?])\s", (m.group(2) or m.group(1)).strip(), maxsplit=1)[0]
         return f"{first} [1]" if self.cite else first
 
     def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
