@@ -7,6 +7,8 @@ a weighted sum of four signals:
 - ``dense``: cosine of the question and the sentence under the bi-encoder (the index's own encoder);
 - ``bm25``: BM25 of the question over the candidate sentences as a small corpus, scaled to [0, 1];
 - ``overlap``: the share of the question's (stemmed, stop-word-free) terms the sentence holds;
+- ``title_overlap``: the same over the sentence and its passage's title together (a sentence that says
+  "It is caused by ..." names its subject only in the title);
 - ``rank``: 1 / rank of the sentence's passage in the search result;
 - ``answer_type``: 1 when the sentence holds what the question's wording asks for (a frequency for
   "how often", a date or season for "when", a number for "how many", a cause for "why", a capitalised
@@ -111,9 +113,10 @@ class EvidenceWeights:
     rank: float = 0.25
     answer_type: float = 0.25
     min_score: float = 1.14  # below it, the extractive answer abstains
+    title_overlap: float = 0.0
 
     def vector(self) -> np.ndarray:
-        return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type])
+        return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type, self.title_overlap])
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,8 @@ class EvidenceFinder:
         self.weights = weights or EvidenceWeights()
 
     def features(self, question: str, passages: Sequence[Passage]) -> tuple[list[Evidence], np.ndarray]:
-        """Every sentence of ``passages`` (in order) and its (dense, bm25, overlap, rank, answer_type) features."""
+        """Every sentence of ``passages`` (in order) and its (dense, bm25, overlap, rank, answer_type,
+        title_overlap) features."""
         sentences: list[Evidence] = []
         ranks: list[int] = []
         for n, p in enumerate(passages, start=1):
@@ -186,7 +190,7 @@ class EvidenceFinder:
                 sentences.append(Evidence(n, p.id, p.document_id, p.title, a, b, p.text[a:b], 0.0))
                 ranks.append(n)
         if not sentences:
-            return [], np.zeros((0, 5))
+            return [], np.zeros((0, 6))
         q = self.encoder.encode_queries([question])[0]
         dense = self.encoder.encode_passages([s.text for s in sentences]) @ q
         q_terms = analyze(question)
@@ -197,7 +201,10 @@ class EvidenceFinder:
         overlap = np.array([len(qset & set(t)) / len(qset) if qset else 0.0 for t in s_terms])
         rank = 1.0 / np.asarray(ranks, dtype=np.float64)
         kind = np.array([answer_type_match(question, s.text) for s in sentences])
-        return sentences, np.stack([dense, bm25, overlap, rank, kind], axis=1)
+        titles = {s.title: set(analyze(s.title)) for s in sentences}
+        with_title = np.array([len(qset & (set(t) | titles[s.title])) / len(qset) if qset else 0.0
+                               for s, t in zip(sentences, s_terms)])
+        return sentences, np.stack([dense, bm25, overlap, rank, kind, with_title], axis=1)
 
     def score(self, feats: np.ndarray, weights: EvidenceWeights | None = None) -> np.ndarray:
         return feats @ (weights or self.weights).vector() if len(feats) else np.zeros(0)

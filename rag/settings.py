@@ -121,6 +121,7 @@ class EvidenceSettings(BaseModel):
     rank: float = 0.25
     answer_type: float = 0.25
     min_score: float = 1.14
+    title_overlap: float = 0.0
 
 
 class AnswerSettings(BaseModel):

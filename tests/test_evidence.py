@@ -134,3 +134,30 @@ def test_extractive_answers_with_the_real_encoder(tmp_path, real_encoder):
         else:  # every citation is the passage the answer was taken from
             assert r.answer in r.extractive.text and [c.passage_id for c in r.citations] == [r.extractive.passage_id]
         print(json.dumps({"q": question, "a": r.answer, "sentence": r.extractive and r.extractive.text}))
+
+
+class Recording(EchoGenerator):
+    def stream(self, messages, params):
+        self.seen = messages
+        return super().stream(messages, params)
+
+
+@pytest.mark.parametrize("backend, model, context", [("local", None, "evidence"), ("local", "/some/bigger/model", "passages"),
+                                                     ("openai", "llama-3-70b", "passages")])
+def test_large_models_still_read_whole_passages(searcher, backend, model, context):
+    """answer.context=auto: only the embedded small model gets evidence sentences; a model served by vLLM
+    (the openai backend) or named by the user reads the whole passages, and its citations stay valid."""
+    from rag.factory import make_answerer
+
+    gen = Recording()
+    settings = Settings(index_dir=searcher.reader.index_dir, generator={"backend": backend, "model": model})
+    a = make_answerer(settings, searcher=searcher, generator=gen)
+    assert a.context == context
+    r = a.answer("When should I prune roses?", mode="generative", k=3)
+    prompt = gen.seen[-1]["content"]
+    if context == "passages":
+        assert all(h.passage.text in prompt for h in r.search.hits) and len(r.passages) == 3
+    else:
+        assert "Facts:" in prompt and all(e.text in prompt for e in r.evidence)
+    assert r.citations and all(c.passage_id in {h.passage.id for h in r.search.hits} for c in r.citations)
+    assert r.invalid_citations == []

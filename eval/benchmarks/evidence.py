@@ -93,8 +93,8 @@ def tune(dev) -> EvidenceWeights:
     the highest score below which at least 3 in 4 of dev's best sentences miss the answer."""
     grid = [0.0, 0.25, 0.5, 1.0, 2.0]
     best, best_key = None, None
-    for b, o, r, t in itertools.product(grid, grid, grid, grid):
-        w = EvidenceWeights(1.0, b, o, r, t, -1e9)
+    for b, o, r, t, ot in itertools.product(grid, grid, grid, grid, grid):
+        w = EvidenceWeights(1.0, b, o, r, t, -1e9, ot)
         m = evaluate(dev, w, spans=False)
         key = (m["evidence_recall@1"], m["evidence_recall@3"])
         if best_key is None or key > best_key:
@@ -109,7 +109,7 @@ def tune(dev) -> EvidenceWeights:
         wrong += not ok
         if wrong / total >= ABSTAIN_WRONG_SHARE:
             threshold = score
-    return EvidenceWeights(best.dense, best.bm25, best.overlap, best.rank, best.answer_type, round(threshold, 4))
+    return EvidenceWeights(best.dense, best.bm25, best.overlap, best.rank, best.answer_type, round(threshold, 4), best.title_overlap)
 
 
 def main() -> None:
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--output", type=Path)
     ap.add_argument("--reuse", action="store_true", help="reuse the features of the last run (data/bench/evidence-features-*.pkl)")
     args = ap.parse_args()
-    cache = Path("data/bench") / f"evidence-features-{args.dataset.name}-{args.split}-k{args.k}.pkl"
+    cache = Path("data/bench") / f"evidence-features-v2-{args.dataset.name}-{args.split}-k{args.k}.pkl"
     if args.reuse and cache.is_file():  # features only: scoring variants re-run in seconds
         rows, ms = pickle.loads(cache.read_bytes())
     else:
@@ -130,7 +130,7 @@ def main() -> None:
     dev, test = [r for r in rows if r["dev"]], [r for r in rows if not r["dev"]]
     tuned = tune(dev)
     singles = {"dense only": EvidenceWeights(1, 0, 0, 0, 0, -1e9), "bm25 only": EvidenceWeights(0, 1, 0, 0, 0, -1e9),
-               "overlap only": EvidenceWeights(0, 0, 1, 0, 0, -1e9),
+               "overlap only": EvidenceWeights(0, 0, 1, 0, 0, -1e9), "overlap with the title only": EvidenceWeights(0, 0, 0, 0, 0, -1e9, 1),
                "first sentence of the best passage": EvidenceWeights(0, 0, 0, 1, 0, -1e9),
                "untuned weights (1, 0.5, 0.5, 0.25, 0.25)": EvidenceWeights(1, 0.5, 0.5, 0.25, 0.25, -1e9),
                "tuned on dev, no abstention": EvidenceWeights(**{**tuned.__dict__, "min_score": -1e9}),
