@@ -109,11 +109,11 @@ class EvidenceWeights:
 
     dense: float = 1.0
     bm25: float = 0.0
-    overlap: float = 1.0
+    overlap: float = 0.5
     rank: float = 0.25
     answer_type: float = 0.25
     min_score: float = 1.14  # below it, the extractive answer abstains
-    title_overlap: float = 0.0
+    title_overlap: float = 0.5
 
     def vector(self) -> np.ndarray:
         return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type, self.title_overlap])

@@ -117,11 +117,11 @@ class EvidenceSettings(BaseModel):
 
     dense: float = 1.0
     bm25: float = 0.0
-    overlap: float = 1.0
+    overlap: float = 0.5
     rank: float = 0.25
     answer_type: float = 0.25
     min_score: float = 1.14
-    title_overlap: float = 0.0
+    title_overlap: float = 0.5
 
 
 class AnswerSettings(BaseModel):
