@@ -111,6 +111,7 @@ class JobRunner:
     def _enqueue(self, job_id: str) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
+                self._stopping.clear()  # a runner started again after close() (an app served twice)
                 self._thread = threading.Thread(target=self._loop, name="index-jobs", daemon=True)
                 self._thread.start()
         self._queue.put(job_id)
