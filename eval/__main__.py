@@ -2,7 +2,7 @@
 
 import sys
 
-from rag.cli import main
+from service.cli import main
 
 sys.argv = [sys.argv[0], "eval", *sys.argv[1:]]
 main()

@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from eval.data import Dataset
 from eval.metrics import Run
+from indexer.job import make_index_job
 from indexer.sources import open_source
 from rag import generations as gens
-from rag.factory import make_chunker, make_encoder, make_index_job, make_searcher
+from rag.factory import make_chunker, make_encoder, make_searcher
 from rag.search import Candidates, Searcher
 from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings

@@ -29,8 +29,9 @@ from rag.chunking import Chunker, text_hash
 from rag.dense import DenseIndex, build_dense
 from rag.docstore import DocStore, write_docstore
 from rag.encoders.base import Encoder
+from rag.factory import make_chunker, make_encoder, make_store
 from rag.errors import IndexValidationError, InputError, RagError
-from rag.settings import BM25Backend
+from rag.settings import BM25Backend, Settings
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
 from rag.types import IndexSummary, Passage, Rejection, SourceDocument, indexed_text
@@ -321,3 +322,22 @@ class IndexJob:
 def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def make_index_job(settings: Settings, encoder: Encoder | None = None, store: DocumentStore | None = None):
+    """The job for these settings (the only place that reads settings for it)."""
+    encoder = encoder or make_encoder(settings)
+    return IndexJob(
+        index_dir=settings.index_dir,
+        store=store or make_store(settings),
+        encoder=encoder,
+        chunker=make_chunker(settings, encoder),
+        bm25_backend=settings.bm25.backend,
+        bm25_threads=settings.bm25.threads,
+        hnsw_m=settings.dense.hnsw_m,
+        ef_construction=settings.dense.ef_construction,
+        exact_threshold=settings.dense.exact_threshold,
+        keep_generations=settings.keep_generations,
+        encode_batch_size=settings.encoder.batch_size,
+        progress=settings.progress,
+    )

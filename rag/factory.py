@@ -40,26 +40,6 @@ def make_chunker(settings: Settings, encoder: Encoder) -> Chunker:
     return Chunker(encoder, c.size, c.overlap, c.enabled)
 
 
-def make_index_job(settings: Settings, encoder: Encoder | None = None, store: DocumentStore | None = None):
-    from indexer.job import IndexJob
-
-    encoder = encoder or make_encoder(settings)
-    return IndexJob(
-        index_dir=settings.index_dir,
-        store=store or make_store(settings),
-        encoder=encoder,
-        chunker=make_chunker(settings, encoder),
-        bm25_backend=settings.bm25.backend,
-        bm25_threads=settings.bm25.threads,
-        hnsw_m=settings.dense.hnsw_m,
-        ef_construction=settings.dense.ef_construction,
-        exact_threshold=settings.dense.exact_threshold,
-        keep_generations=settings.keep_generations,
-        encode_batch_size=settings.encoder.batch_size,
-        progress=settings.progress,
-    )
-
-
 def make_reader(settings: Settings):
     from rag.reader import IndexReader
 

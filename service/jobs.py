@@ -200,7 +200,7 @@ class JobRunner:
                 self._finish(job_id, "failed", error=str(exc) or type(exc).__name__)
 
     def _run(self, job_id: str) -> None:
-        from rag.factory import make_index_job
+        from indexer.job import make_index_job
 
         with self._store.get().session() as s:
             row = s.get(JobRow, job_id)

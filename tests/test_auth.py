@@ -89,7 +89,7 @@ def test_body_size_limit(secured):
 
 
 def test_keys_cli(tmp_path):
-    rag = [sys.executable, "-m", "rag", "keys"]
+    rag = [sys.executable, "-m", "service", "keys"]
     r = subprocess.run([*rag, "create", "--scope", "read", "--name", "ci", "--index-dir", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("rag_") and "cannot be shown again" in r.stderr
     key_id = r.stdout.split("_")[1]

@@ -9,7 +9,7 @@ import pytest
 from rag.reader import IndexReader
 from tests.conftest import SAMPLE
 
-RAG = [sys.executable, "-m", "rag"]
+RAG = [sys.executable, "-m", "service"]
 
 
 def rag(*args, env=None):

@@ -432,7 +432,7 @@ def test_requests_never_migrate_the_store(tmp_path):
 
 
 def test_serve_refuses_a_missing_index_directory(tmp_path):
-    rag = [sys.executable, "-m", "rag"]
+    rag = [sys.executable, "-m", "service"]
     r = subprocess.run([*rag, "serve", "--index-dir", str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "nowhere").exists()

@@ -78,7 +78,7 @@ def test_openai_backend_against_rag_serve_with_the_local_generator(tmp_path):
 
     port = free_port()
     env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path), "RAG_GENERATOR__TORCH_THREADS": "1", "RAG_AUTH__ENABLED": "false"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}/v1"

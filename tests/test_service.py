@@ -80,11 +80,11 @@ def test_rag_serve_over_real_http(tmp_path, store, request):
     env = {**os.environ, "RAG_INDEX_DIR": str(tmp_path)}
     if store == "postgres":
         env["RAG_DATABASE_URL"] = request.getfixturevalue("postgres_url")
-    run = lambda *a: subprocess.run([sys.executable, "-m", "rag", *a], check=True, env=env, capture_output=True, text=True)  # noqa: E731
+    run = lambda *a: subprocess.run([sys.executable, "-m", "service", *a], check=True, env=env, capture_output=True, text=True)  # noqa: E731
     run("index", str(SAMPLE), "--no-progress")
     token = run("keys", "create", "--scope", "write").stdout.strip()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     h = {"Authorization": f"Bearer {token}"}
     try:

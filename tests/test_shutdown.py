@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import SAMPLE, free_port
 
-RAG = [sys.executable, "-m", "rag"]
+RAG = [sys.executable, "-m", "service"]
 ABORT = "terminate called"
 
 

@@ -13,7 +13,7 @@ from training.data import bootstrap_pairs, split_dev
 from training.mining import MiningSettings, mine
 from tests.conftest import SAMPLE, make_job
 
-RAG = [sys.executable, "-m", "rag"]
+RAG = [sys.executable, "-m", "service"]
 
 
 @pytest.fixture(scope="module")

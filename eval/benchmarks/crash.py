@@ -46,7 +46,7 @@ def _start(index_dir: Path, port: int, fake: bool) -> subprocess.Popen:
     if fake:
         cmd = [sys.executable, "-m", "eval.benchmarks.crash", "--serve-fake", str(index_dir), "--port", str(port)]
     else:
-        cmd = [sys.executable, "-m", "rag", "serve", "--index-dir", str(index_dir), "--port", str(port)]
+        cmd = [sys.executable, "-m", "service", "serve", "--index-dir", str(index_dir), "--port", str(port)]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -111,7 +111,7 @@ def build_index(index_dir: Path, fake: bool) -> None:
         IndexJob(index_dir, store, enc, Chunker(enc, 200, 32, True), BM25Backend.rank_bm25, progress=False).run(open_source(SAMPLE))
         store.close()
     else:
-        subprocess.run([sys.executable, "-m", "rag", "index", str(SAMPLE), "--index-dir", str(index_dir), "--no-progress"],
+        subprocess.run([sys.executable, "-m", "service", "index", str(SAMPLE), "--index-dir", str(index_dir), "--no-progress"],
                        check=True, capture_output=True, cwd=ROOT)
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("bench.indexing")
-RAG = [sys.executable, "-m", "rag"]
+RAG = [sys.executable, "-m", "service"]
 
 
 def run_index(source: Path, index_dir: Path, extra: list[str] | None = None) -> tuple[dict, float]:

@@ -84,12 +84,12 @@ async def main_async(args) -> dict:
     shutil.copytree(args.index, work / "index")
     env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "RAG_CHUNKING__ENABLED": "false",
            "RAG_TUNED_FILE": str(args.tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000"}
-    token = subprocess.run([sys.executable, "-m", "rag", "keys", "create", "--scope", "write", "--name", "load"],
+    token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", "write", "--name", "load"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+    server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}
     queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]

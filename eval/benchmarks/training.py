@@ -56,7 +56,7 @@ def main() -> None:
     for name in args.only or CONFIGS:
         model = args.models / f"scifact-{name}"
         if not (model / "training_report.json").is_file():
-            subprocess.run([sys.executable, "-m", "rag", "train", "--dataset", str(args.data), "--output", str(model),
+            subprocess.run([sys.executable, "-m", "service", "train", "--dataset", str(args.data), "--output", str(model),
                             "--chunking", "off", "--epochs", args.epochs, "--batch-size", "32", "--learning-rate", "3e-5",
                             "--no-progress", *CONFIGS[name]], check=True)
         evaluate = [sys.executable, "-m", "eval", "--dataset", str(args.data), "--chunking", "off", "--model", str(model),

@@ -73,7 +73,7 @@ def index(
     Without SOURCE, re-encodes what the store holds (e.g. with a new --model) and publishes it.
     """
     from indexer.sources import open_source
-    from rag.factory import make_index_job
+    from indexer.job import make_index_job
 
     settings = _settings({
         "index_dir": index_dir, "database_url": database_url, "progress": False if no_progress else None,
