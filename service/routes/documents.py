@@ -4,8 +4,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from rag.auth import ApiKey
-from rag.validation import clean_text, id_problem
-from rag.types import SourceDocument
+from rag.validation import id_problem, source_document
 from service.deps import WriteKey
 from service.schemas import DocumentsRequest, JobAccepted, JobStatus
 
@@ -35,10 +34,10 @@ async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep)
         seen.add(d.id)
         if len(d.text) > limit:
             raise _invalid(f"documents.{i}.text", f"{len(d.text)} characters; at most {limit} are allowed")
-        text = clean_text(d.text)
-        if not text:
-            raise _invalid(f"documents.{i}.text", "blank (nothing left after removing control characters)")
-        docs.append(SourceDocument(d.id, clean_text(d.title), text, d.metadata))
+        doc = source_document(d.id, d.title, d.text, d.metadata)  # the same rules and cleaning as `rag index`
+        if isinstance(doc, str):
+            raise _invalid(f"documents.{i}", doc)
+        docs.append(doc)
     job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
     return _accepted(request, job_id)
 
