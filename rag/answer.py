@@ -13,15 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.citations import Citation, citations
-from rag.evidence import NOT_FOUND, Evidence, EvidenceFinder, extractive_answer
-
-SHORT_MAX_TOKENS = 48  # an answer from evidence sentences is one short sentence
+from rag.evidence import NOT_FOUND, Evidence, EvidenceFinder, extractive_answer, grounded_span
 from rag.generators.base import GenerationParams, Generator
 from rag.generators.errors import GeneratorError, GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
 from rag.errors import InputError
-from rag.prompts import PassageOrder, PromptBuilder
+from rag.prompts import Context, PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
 from rag.types import AnswerMode, Passage
+
+#: most tokens a small model writes from evidence sentences (one short sentence) or copies from one
+SHORT_MAX_TOKENS = {Context.evidence: 48, Context.sentence: 16}
 
 
 @dataclass
@@ -39,6 +40,10 @@ class AnswerResult:
     evidence: list[Evidence] = field(default_factory=list)  # best sentences of the passages, best first
     extractive: Evidence | None = None  # the extractive answer; None: nothing scored high enough
     mode: AnswerMode = AnswerMode.generative
+    #: in ``both`` mode with context "sentence": the evidence the answer's words are (span offsets set when a
+    #: part of the sentence), and the generator's own words, if it ran
+    answer_evidence: Evidence | None = None
+    generated: str | None = None
 
 
 def error_kind(exc: GeneratorError) -> str:
@@ -56,10 +61,13 @@ class Answerer:
         self, searcher: Searcher, generator: Generator, params: GenerationParams | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, max_passages: int = 5,
         prompt_budget: int = 1536, evidence: EvidenceFinder | None = None, mode: AnswerMode = AnswerMode.generative,
-        evidence_sentences: int = 3, extractive_span: bool = True, context: str = "passages",
+        evidence_sentences: int = 3, extractive_span: bool = True, context: Context | str = Context.passages,
     ) -> None:
-        """``context``: what the generator reads, "passages" (large models) or "evidence" (the best
-        sentences, for small models; needs an evidence finder)."""
+        """``context``: what the generator reads: "passages" (large models), "evidence" (the best
+        sentences) or "sentence" (the best one, whose words the model copies; for small models).
+        In ``both`` mode with "sentence" the answer is always words of the evidence: the span the
+        question's type asks for when there is one (no generation), else the model's copy matched
+        back onto the sentence, else the sentence."""
         self.searcher = searcher
         self.generator = generator
         self.params = params or GenerationParams()
@@ -71,7 +79,7 @@ class Answerer:
         self.mode = mode
         self.evidence_sentences = evidence_sentences
         self.extractive_span = extractive_span
-        self.context = context
+        self.context = Context(context)
 
     def stream(
         self, question: str, k: int | None = None, filters: Mapping[str, Any] | None = None,
@@ -97,28 +105,24 @@ class Answerer:
             timings["evidence"] = (time.perf_counter() - t) * 1000
             yield "evidence", result.evidence
             yield "extractive", result.extractive
-        if mode == AnswerMode.extractive:
-            result.answer = result.extractive.answer if result.extractive else NOT_FOUND
-            result.passages = [h.passage for h in found.hits]
-            if result.extractive:
-                e = result.extractive
-                result.citations = [Citation(e.number, e.passage_id, e.document_id, e.title, False)]
-            timings["total"] = (time.perf_counter() - t0) * 1000
-            result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
-            yield "result", result
+        grounded = mode == AnswerMode.both and self.context is Context.sentence
+        if mode == AnswerMode.extractive or (grounded and (result.extractive is None or result.extractive.span_start is not None)):
+            yield "result", self._finish(result, result.extractive, t0, timings)
             return
         t = time.perf_counter()
         params = params or self.params
         context = [h.passage for h in found.hits]
-        short = self.context == "evidence" and bool(result.evidence)
-        if short:
-            # a small model cannot read five passages: it gets the evidence sentences, a short-answer
-            # instruction, and stops at the end of its first line
-            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text) for e in result.evidence]
-            params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS), stop=(*params.stop, "\n"))
+        small = self.context is not Context.passages and bool(result.evidence)
+        if small:
+            # a small model cannot read five passages: it gets the evidence sentences (or the best
+            # one) and a short-answer prompt, and stops at the end of its first line
+            chosen = result.evidence[:1] if self.context is Context.sentence else result.evidence
+            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text) for e in chosen]
+            params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS[self.context]), stop=(*params.stop, "\n"))
         builder = PromptBuilder(
             self.generator.count_tokens, self.generator.render,
-            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget, short=short,
+            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget,
+            context=self.context if small else Context.passages,
         )
         try:
             prompt = builder.build(question, context)
@@ -135,11 +139,30 @@ class Answerer:
             result.usage = {"tokens_in": g.tokens_in, "tokens_out": g.tokens_out, "tokens_per_s": round(g.tokens_per_s, 2),
                             "passages_dropped_for_budget": prompt.dropped}
             result.citations, result.invalid_citations = citations(g.text, prompt.passages)
+            if grounded:  # the model's copy, as words of the sentence; if it wrote other words, the sentence
+                e = result.extractive
+                span = grounded_span(g.text, e.text)
+                result.generated = g.text
+                yield "result", self._finish(result, e if span is None else
+                                             replace(e, span_start=e.start + span[0], span_end=e.start + span[1]), t0, timings)
+                return
         except GeneratorError as exc:
             result.error, result.error_kind = str(exc), error_kind(exc)
         timings["total"] = (time.perf_counter() - t0) * 1000
         result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
         yield "result", result
+
+    @staticmethod
+    def _finish(result: AnswerResult, answer: Evidence | None, t0: float, timings: dict[str, float]) -> AnswerResult:
+        """An answer made of evidence: its words (or NOT_FOUND), cited to its passage."""
+        result.answer_evidence = answer
+        result.answer = answer.answer if answer else NOT_FOUND
+        result.passages = [h.passage for h in result.search.hits]
+        result.citations = [Citation(answer.number, answer.passage_id, answer.document_id, answer.title, False)] if answer else []
+        result.invalid_citations = []
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
+        return result
 
     def answer(self, question: str, **kw) -> AnswerResult:
         for kind, value in self.stream(question, **kw):

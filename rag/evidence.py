@@ -21,6 +21,7 @@ the threshold were chosen on a dev part of squad-dev (``python -m eval.benchmark
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from collections import Counter
@@ -59,7 +60,7 @@ def answer_type_match(question: str, sentence: str) -> float:
     return float(any(q.search(question) and a.search(sentence) for q, a in _ANSWER_TYPES))
 
 
-_NAME = r"[A-Z][\w'’.-]*(?:\s+(?:of|de|du|la|le|von|van|der|the|and|&)?\s*[A-Z][\w'’.-]*)*"
+_NAME = r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|du|la|le|von|van|der|den|da|di|the|and|&)\s+)*[A-Z][\w'’.-]*)*"
 _SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
 # (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
 # says what kind of thing is asked for; other questions get the whole sentence
@@ -68,39 +69,109 @@ _SPANS = [
      r"\b(?:(?:once|twice|\w+ times) (?:a|per|every) \w+|every (?:\w+ )?(?:to \w+ )?(?:day|week|month|year|season)s?|daily|weekly|monthly|yearly|annually)\b"),
     (r"\b(when|what (year|month|day|date|time|season|century|decade)|in what year)\b",
      rf"\b(?:(?:early |late |mid-?)?(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{3,4}})?|\d{{1,2}} (?:{_MONTHS})(?: \d{{3,4}})?"
-     r"|(?:the )?\d{1,2}(?:st|nd|rd|th) century|\d{3,4}s?|(?:early |late )?(?:spring|summer|autumn|fall|winter))\b"),
+     r"|(?:the )?\d{1,2}(?:st|nd|rd|th)(?: and \d{1,2}(?:st|nd|rd|th))? centur(?:y|ies)|\d{3,4}s?(?:\s?[–-]\s?\d{2,4})?"
+     r"|(?:early |late )?(?:spring|summer|autumn|fall|winter))\b"),
     (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide)\b|\bwhat (percentage|number|amount|proportion)\b",
-     rf"(?:about |around |approximately |nearly |over |more than |less than |almost )?[$£€]?\d[\d,.]*{_SCALE}"
+     rf"(?:about |around |approximately |roughly |nearly |over |more than |less than |almost )?[$£€]?\d[\d,.]*{_SCALE}"
      rf"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|half){_SCALE}\b"),
     (r"\b(who|whom|whose)\b|\bwhich (person|man|woman|king|company|team|group|organization|scientist)\b", _NAME),
     (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
 ]
 _SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPANS]
+# a capitalised run is not a name when it starts with a function word ("Though the British") or is a
+# month or weekday ("in May", for a who question)
+_LEAD = re.compile(r"^(?:(?:The|A|An|In|On|At|By|For|From|To|Of|With|As|After|Before|During|Though|Although|While|When|"
+                   r"Where|Since|Because|If|But|And|Or|However|Following|Under|Its|His|Her|Their|This|That|These|Those|"
+                   r"It|He|She|They|According)\b\s*)+")
+_NOT_NAME = re.compile(rf"^(?:{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday)$", re.I)
+# "who built X?": the builder is the sentence's subject, before the shared verb ("who did X build?" is not)
+_SUBJECT_WHO = re.compile(r"^\s*who\s+(?!(?:is|was|are|were|did|does|do|has|had|will|would|can|could)\b)\w+", re.I)
+_PLACE_PREPOSITION = re.compile(r"\b(?:in|at|to|on|near|from|along|into|across|towards?|through)\s+(?:the\s+)?$")
+_WORD = re.compile(r"\w+")
 
 
 def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     """(start, end) in ``sentence`` of the short answer the question asks for, or None (use the whole
-    sentence). Candidates that repeat the question's own words are skipped; of the rest, the one
-    nearest the words the sentence shares with the question wins (where SQuAD-style answers sit)."""
-    q_words = {w.lower() for w in re.findall(r"\w+", question)}
+    sentence). Candidates that repeat the question's own words are skipped; the rest are scored by
+    closeness to the words the sentence shares with the question (where SQuAD-style answers sit:
+    the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the subject of a
+    "who <verb>" question and for a place after a preposition in a "where" question."""
+    q_words = {w.lower() for w in _WORD.findall(question)}
+    word_starts = [m.start() for m in _WORD.finditer(sentence)]
+    shared = [i for i, m in enumerate(_WORD.finditer(sentence)) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
     for q, a in _SPANS:
         if not q.search(question):
             continue
-        shared = [m.start() for m in re.finditer(r"\w+", sentence) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
+        name = a.pattern is _NAME
         best = None
         for m in a.finditer(sentence):
-            words = {w.lower() for w in re.findall(r"\w+", m.group(0))}
-            if not m.group(0).strip() or words <= q_words:
+            start, end = m.start(), m.end()
+            if name:
+                if lead := _LEAD.match(m.group(0)):
+                    start += lead.end()
+                if sentence[start:end].endswith(("'s", "’s")):
+                    end -= 2
+                if start >= end or not sentence[start].isupper() or _NOT_NAME.match(sentence[start:end]):
+                    continue
+            words = {w.lower() for w in _WORD.findall(sentence[start:end])}
+            if not words or words <= q_words:
                 continue
-            distance = min((abs(m.start() - x) for x in shared), default=0)
-            if best is None or distance < best[0]:
-                best = (distance, m.start(), m.end())
+            i = bisect.bisect_left(word_starts, start)
+            j = bisect.bisect_left(word_starts, end) - 1
+            close = sum(1.0 / (1 + min(abs(i - s), abs(j - s))) for s in shared if s < i or s > j)
+            if name and _SUBJECT_WHO.search(question):
+                close += 0.5 * sum(1.0 / (1 + s - j) for s in shared if s > j)
+            if name and "where" in question.lower() and _PLACE_PREPOSITION.search(sentence[max(0, start - 20):start]):
+                close += 0.5
+            if best is None or close > best[0]:
+                best = (close, start, end)
         if best is not None:
             a_, b_ = best[1], best[2]
             while b_ > a_ and sentence[b_ - 1] in " ,.;:":
                 b_ -= 1
             return a_, b_
     return None
+
+
+_PUNCT = re.compile(r"[^\w\s]")
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+
+
+def _norm_words(text: str) -> list[str]:
+    """SQuAD's normalisation: lower case, no punctuation, no articles."""
+    return _ARTICLES.sub(" ", _PUNCT.sub("", text.lower())).split()
+
+
+def grounded_span(text: str, sentence: str, min_f1: float = 0.9) -> tuple[int, int] | None:
+    """(start, end) of the run of whole words of ``sentence`` closest to ``text`` (token F1 under
+    SQuAD's normalisation), or None when even the closest scores below ``min_f1``: how a small
+    model's short answer becomes a span of the evidence, or is refused as not grounded in it."""
+    want = Counter(_norm_words(text))
+    if not want:
+        return None
+    # (start, end, normalised words, may begin or end the span: not bare punctuation)
+    words = [(m.start(), m.end(), _norm_words(m.group(0)), any(c.isalnum() for c in m.group(0)))
+             for m in re.finditer(r"\S+", sentence)]
+    size = sum(want.values())
+    best = None
+    for i in range(len(words)):
+        got: Counter[str] = Counter()
+        for j in range(i, min(len(words), i + size + 4)):
+            got.update(words[j][2])
+            common = sum((got & want).values())
+            if common and words[i][3] and words[j][3]:
+                p, r = common / sum(got.values()), common / size
+                f1 = 2 * p * r / (p + r)
+                if best is None or f1 > best[0]:
+                    best = (f1, words[i][0], words[j][1])
+    if best is None or best[0] < min_f1:
+        return None
+    a, b = best[1], best[2]
+    while b > a and sentence[b - 1] in " ,.;:!?)\"'”’":
+        b -= 1
+    while a < b and sentence[a] in "(\"'“‘":
+        a += 1
+    return (a, b) if a < b else None
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ def make_answerer(settings: Settings, searcher=None, generator=None):
     context = a.context
     if context == "auto":  # the embedded 135M model cannot read five passages; any model the user names can
         g = settings.generator
-        context = "evidence" if g.backend.value == "local" and g.model is None else "passages"
+        context = "sentence" if g.backend.value == "local" and g.model is None else "passages"
     return Answerer(searcher, generator or make_generator(settings), params_from(settings),
                     a.contextualize, a.order, a.max_passages, a.prompt_budget, evidence, a.mode, a.evidence_sentences,
                     a.extractive_span, context)

@@ -25,6 +25,26 @@ SHORT_EXAMPLE = [
     {"role": "assistant", "content": "330 metres [2]"},
 ]
 
+COPY_INSTRUCTION = "Copy the few words of the sentence that answer the question."
+#: for small models given the best sentence alone: copy the words that answer (two shots, a name and a
+#: phrase); the copy is then matched back onto the sentence (rag.evidence.grounded_span)
+COPY_EXAMPLES = [
+    {"role": "user", "content": "Sentence: The Eiffel Tower, finished in 1889 for the World's Fair, was designed by the engineer "
+                                f"Gustave Eiffel.\nQuestion: Who designed the Eiffel Tower?\n{COPY_INSTRUCTION}"},
+    {"role": "assistant", "content": "Gustave Eiffel"},
+    {"role": "user", "content": "Sentence: Most of the heat in the Earth's crust comes from the decay of radioactive elements such as "
+                                f"uranium.\nQuestion: What produces the heat in the crust?\n{COPY_INSTRUCTION}"},
+    {"role": "assistant", "content": "the decay of radioactive elements"},
+]
+
+
+class Context(str, Enum):
+    """What the generator reads."""
+
+    passages = "passages"  # the truncated passages, numbered for citation (large models)
+    evidence = "evidence"  # the best evidence sentences, one-shot short-phrase prompt
+    sentence = "sentence"  # the best sentence alone, copy-the-words prompt (the embedded 135M model)
+
 
 class PassageOrder(str, Enum):
     rank = "rank"  # best first
@@ -52,19 +72,22 @@ class PromptBuilder:
     def __init__(
         self, count_tokens: Callable[[str], int], render: Callable[[list[dict[str, str]]], str] | None = None,
         contextualize: bool = True, order: PassageOrder = PassageOrder.rank, budget: int = 1536,
-        system: str = SYSTEM, short: bool = False,
+        system: str = SYSTEM, context: Context = Context.passages,
     ) -> None:
-        """``short``: the passages are evidence sentences for a small model (one-shot, short phrase)."""
+        """``context``: what the passages are (whole passages, or sentences for a small model)."""
         self.count_tokens = count_tokens
         self.render = render or (lambda msgs: "\n\n".join(m["content"] for m in msgs))
         self.contextualize = contextualize
         self.order = order
         self.budget = budget
         self.system = system
-        self.short = short
+        self.context = Context(context)
 
     def _messages(self, question: str, passages: Sequence[Passage]) -> list[dict[str, str]]:
-        if self.short:
+        if self.context is Context.sentence:
+            text = " ".join(p.text for p in passages) or "(none)"
+            return [*COPY_EXAMPLES, {"role": "user", "content": f"Sentence: {text}\nQuestion: {question}\n{COPY_INSTRUCTION}"}]
+        if self.context is Context.evidence:
             facts = "\n".join(f"[{i + 1}] {p.text}" for i, p in enumerate(passages)) or "(none)"
             return [*SHORT_EXAMPLE, {"role": "user", "content": f"Facts:\n{facts}\n\nQuestion: {question}\n"
                                                                  "Answer with a short phrase from the facts."}]

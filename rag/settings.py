@@ -128,9 +128,9 @@ class AnswerSettings(BaseModel):
     mode: AnswerMode = Field(AnswerMode.both, description="extractive | generative | both (extractive first)")
     evidence_sentences: int = Field(3, ge=1, le=20, description="evidence sentences returned with an answer")
     extractive_span: bool = Field(True, description="the extractive answer is the short span the question asks for, when found")
-    context: str = Field("auto", pattern="^(auto|passages|evidence)$",
-                         description="what the generator reads: passages, evidence sentences, or auto (evidence for "
-                                     "the embedded 135M model, passages for any other)")
+    context: str = Field("auto", pattern="^(auto|passages|evidence|sentence)$",
+                         description="what the generator reads: passages, evidence sentences, the best sentence (whose "
+                                     "words it copies), or auto (sentence for the embedded 135M model, passages for any other)")
     evidence: EvidenceSettings = EvidenceSettings()
     contextualize: bool = Field(True, description="the question before and after the passages")
     order: PassageOrder = PassageOrder.rank

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from indexer.sources import open_source
 from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
-from rag.evidence import NOT_FOUND, EvidenceFinder, EvidenceWeights, answer_span, extractive_answer, sentence_spans
+from rag.evidence import NOT_FOUND, EvidenceFinder, EvidenceWeights, answer_span, extractive_answer, grounded_span, sentence_spans
 from rag.generators.base import Generator
 from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader
@@ -142,7 +142,7 @@ class Recording(EchoGenerator):
         return super().stream(messages, params)
 
 
-@pytest.mark.parametrize("backend, model, context", [("local", None, "evidence"), ("local", "/some/bigger/model", "passages"),
+@pytest.mark.parametrize("backend, model, context", [("local", None, "sentence"), ("local", "/some/bigger/model", "passages"),
                                                      ("openai", "llama-3-70b", "passages")])
 def test_large_models_still_read_whole_passages(searcher, backend, model, context):
     """answer.context=auto: only the embedded small model gets evidence sentences; a model served by vLLM
@@ -157,7 +157,65 @@ def test_large_models_still_read_whole_passages(searcher, backend, model, contex
     prompt = gen.seen[-1]["content"]
     if context == "passages":
         assert all(h.passage.text in prompt for h in r.search.hits) and len(r.passages) == 3
-    else:
-        assert "Facts:" in prompt and all(e.text in prompt for e in r.evidence)
+    else:  # the best sentence alone
+        assert "Sentence:" in prompt and r.evidence[0].text in prompt and not any(e.text in prompt for e in r.evidence[1:])
     assert r.citations and all(c.passage_id in {h.passage.id for h in r.search.hits} for c in r.citations)
     assert r.invalid_citations == []
+
+
+@pytest.mark.parametrize("generated, expected", [
+    ("once a month", "once a month"),
+    ("Once a month.", "once a month"),  # case and punctuation do not matter
+    ("a month in winter", "a month in winter"),
+    ("twice a week", None),  # not the sentence's words
+    ("", None),
+])
+def test_grounded_span_matches_a_copy_back_onto_the_sentence(generated, expected):
+    sentence = "Water only when dry, roughly every two weeks in summer and once a month in winter."
+    got = grounded_span(generated, sentence)
+    assert (sentence[got[0]:got[1]] if got else None) == expected
+
+
+class Says(EchoGenerator):
+    def __init__(self, text):
+        super().__init__()
+        self.text, self.calls = text, 0
+
+    def _answer(self, messages):
+        self.calls += 1
+        return self.text
+
+
+@pytest.mark.parametrize("says, grounded", [("the lack of calcium", True), ("too much sunlight", False)])
+def test_both_mode_with_the_sentence_context_answers_in_the_evidence_words(searcher, says, grounded):
+    """The small model copies words of the best sentence: its copy, matched onto the sentence, is the
+    answer (with offsets and the passage cited); words that are not in the sentence are not an answer,
+    the sentence is."""
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    best = finder.find("What causes blossom end rot?", [h.passage for h in searcher.search("What causes blossom end rot?", k=3).hits])[0]
+    gen = Says(says if not grounded else best.text.split(" ", 2)[-1].rstrip("."))  # a copy of the sentence's tail
+    a = Answerer(searcher, gen, evidence=finder, mode=AnswerMode.both, context="sentence")
+    kinds, r = [], None
+    for kind, value in a.stream("What causes blossom end rot?", k=3):
+        kinds.append(kind)
+        r = value
+    assert gen.calls == 1 and kinds.index("extractive") < kinds.index("token")
+    e = r.answer_evidence
+    assert e is not None and (e.passage_id, e.start, e.end) == (best.passage_id, best.start, best.end)
+    passage = next(h.passage for h in r.search.hits if h.passage.id == e.passage_id)
+    if grounded:
+        assert r.answer == gen.text and passage.text[e.span_start:e.span_end] == r.answer
+    else:
+        assert r.answer == best.text and e.span_start is None
+    assert r.generated == gen.text and [c.passage_id for c in r.citations] == [e.passage_id]
+
+
+def test_both_mode_with_the_sentence_context_needs_no_generator_for_a_typed_question(searcher):
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    a = Answerer(searcher, MustNotGenerate(), evidence=finder, mode=AnswerMode.both, context="sentence")
+    r = a.answer("How often should I water a snake plant in winter?", k=3)
+    assert r.answer == "once a month" and r.answer_evidence.document_id == "garden-001" and r.generated is None
+    a = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=99)),
+                 mode=AnswerMode.both, context="sentence")
+    r = a.answer("What causes blossom end rot?", k=3)  # nothing scores high enough: no answer, no generation
+    assert r.answer == NOT_FOUND and r.citations == [] and r.answer_evidence is None

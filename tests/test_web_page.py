@@ -43,21 +43,27 @@ def test_page_streams_an_answer_with_cited_passages(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
         page.goto(server)
+        # a question without a typed answer: the small model copies words of the best sentence, streamed
+        # in; the answer shown is those words as they stand in the cited passage
+        page.fill("#q", "What causes blossom end rot?")
+        page.click("#go")
+        page.wait_for_function("document.querySelector('#answer').textContent.length > 0")
+        page.wait_for_selector(".passage.cited", timeout=15_000)
+        generated = page.text_content("#answer").strip()
+        answer = page.text_content("#extractive strong")
+        assert generated and answer == generated
+        cited = page.query_selector(".passage.cited")
+        assert "Blossom end rot" in cited.text_content() and f"[{cited.get_attribute('data-number')}]" in page.text_content("#extractive")
+        assert "tokens/s" in page.text_content("#meta")
+        best = page.query_selector(".passage.cited mark:not(.ev)")  # its sentence is marked in its passage
+        assert best is not None and answer in best.text_content()
+        # a question whose wording says what it asks for: the span, at once, no generation
         page.fill("#q", "How often should I water a snake plant in winter?")
         page.click("#go")
-        page.wait_for_function("document.querySelector('#answer').textContent.length > 5")
-        partial = page.text_content("#answer")
+        page.wait_for_function("document.querySelector('#extractive strong') && "
+                               "document.querySelector('#extractive strong').textContent === 'once a month'")
         page.wait_for_selector(".passage.cited", timeout=15_000)
-        final = page.text_content("#answer")
-        assert len(final) > len(partial)  # it streamed in
-        assert final.endswith("[1]")
-        cited = page.query_selector(".passage.cited")
-        assert cited.get_attribute("data-number") == "1" and "Snake plant care" in cited.text_content()
-        assert "tokens/s" in page.text_content("#meta")
-        # the extractive answer shows before the generated one ends, and its sentence is marked in its passage
-        assert "From the documents" in page.text_content("#extractive")
-        best = page.query_selector(".passage mark:not(.ev)")
-        assert best is not None and page.text_content("#extractive strong") in best.text_content()
+        assert "Snake plant care" in page.text_content(".passage.cited") and page.text_content("#answer") == ""
         page.screenshot(path=str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
         browser.close()

@@ -21,6 +21,8 @@ class EchoGenerator(Generator):
 
     def _answer(self, messages: Messages) -> str:
         user = messages[-1]["content"]
+        if m := re.search(r"^Sentence: (.*)$", user, re.M):  # the copy-the-words prompt: its last three words
+            return " ".join(m.group(1).rstrip(" .!?").split()[-3:])
         # "[1] title\ntext" (passages) or "[1] text" (evidence sentences): the first sentence of [1]'s text
         m = re.search(r"\[1\] ?([^\n]*)(?:\n(?!\[\d+\])([^\n]+))?", user)
         if not m:
