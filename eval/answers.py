@@ -71,9 +71,25 @@ def load_answers(ds: Dataset) -> dict[str, list[str]]:
     return out
 
 
+def citations_valid(r) -> bool:
+    """Every citation names a passage the answer had, and an answer made of evidence is found, word for
+    word, where its citation points."""
+    if r.invalid_citations:
+        return False
+    numbered = {i + 1: p for i, p in enumerate(r.passages)}
+    if any(numbered.get(c.number) is None or numbered[c.number].id != c.passage_id for c in r.citations):
+        return False
+    e = r.answer_evidence
+    if e is not None:
+        text = numbered[r.citations[0].number].text if r.citations else ""
+        start, end = (e.span_start, e.span_end) if e.span_start is not None else (e.start, e.end)
+        return text[start:end] == r.answer
+    return True
+
+
 def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contextualize: bool, k: int,
                     progress: bool = True) -> dict[str, Any]:
-    rows, lat, tps, cited, cited_ok = [], [], [], 0, 0
+    rows, lat, tps, cited, cited_ok, valid = [], [], [], 0, 0, 0
     for qid, question in tqdm(ds.queries.items(), desc=f"answer ctx={contextualize} k={k}", disable=not progress):
         t = time.perf_counter()
         r = answerer.answer(question, k=k, contextualize=contextualize)
@@ -83,6 +99,7 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
         gold_docs = {d for d, g in ds.qrels.get(qid, {}).items() if g > 0}
         cited += len(r.citations)
         cited_ok += sum(c.document_id in gold_docs for c in r.citations)
+        valid += citations_valid(r)
         tps.append(r.usage.get("tokens_per_s", 0.0))
         rows.append({"id": qid, "question": question, "answer": r.answer, "gold": answers[qid],
                      "em": exact_match(r.answer, answers[qid]), "f1": token_f1(r.answer, answers[qid]),
@@ -106,6 +123,7 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
         "exact_match": round(sum(r["em"] for r in rows) / n, 4), "f1": round(sum(r["f1"] for r in rows) / n, 4),
         "contains_gold": round(sum(r["contains"] for r in rows) / n, 4),
         "citation_precision": round(cited_ok / cited, 4) if cited else 0.0,
+        "citations_valid": round(valid / n, 4),
         "citations_inferred": round(sum(r["inferred"] for r in rows) / n, 4),
         "gold_passage_in_prompt": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
         "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
@@ -117,14 +135,14 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"**{report['dataset']}** / {report['split']} ({report['num_queries']} questions), generator {report['generator']}", "",
              "| mode | contextualize | k | EM | F1 | contains gold | citation precision | inferred | gold in prompt | "
-             "evidence recall | extractive EM / F1 / contains / abstain | p50 ms | p95 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+             "evidence recall | extractive EM / F1 / contains / abstain | citations valid | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for c in report["configs"]:
         x = c.get("extractive")
         ext = f"{x['exact_match']:.3f} / {x['f1']:.3f} / {x['contains_gold']:.3f} / {x['abstention']:.3f}" if x else "-"
         lines.append(f"| {c.get('mode', 'generative')} | {'on' if c['contextualize'] else 'off'} | {c['k']} | {c['exact_match']:.3f} | "
                      f"{c['f1']:.3f} | {c['contains_gold']:.3f} | {c['citation_precision']:.3f} | {c['citations_inferred']:.3f} | "
-                     f"{c['gold_passage_in_prompt']:.3f} | {c.get('evidence_recall', 0.0):.3f} | {ext} | "
+                     f"{c['gold_passage_in_prompt']:.3f} | {c.get('evidence_recall', 0.0):.3f} | {ext} | {c.get('citations_valid', 0.0):.3f} | "
                      f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
     return "\n".join(lines) + "\n"
 

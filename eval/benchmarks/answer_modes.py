@@ -1,0 +1,120 @@
+"""The answer ablation on squad-dev through the whole pipeline (retrieval over all 1,204 paragraphs,
+the embedded SmolLM2-135M on this CPU): what the generator reads and how the answer is made, one row
+each, on the same questions.
+
+    python -m eval.benchmarks.answer_modes [--test-sample 300] [--output docs/results/answer-modes-squad.json]
+
+Parts: the dev part of squad-dev (the articles ``eval.benchmarks.evidence.is_dev`` picks, on which
+the defaults were chosen) and a fixed sample of the rest (the first N test questions by a hash of
+their id), reported separately. Rows:
+
+- ``passages``: today's prompt before this work: five passages, question before and after;
+- ``evidence``: the best 3 evidence sentences, one-shot short-phrase prompt;
+- ``sentence``: the best sentence alone, copy-the-words prompt (the model's raw words);
+- ``extractive sentence`` / ``extractive span``: no generator;
+- ``both`` (the default): the typed span when the question's wording gives one, else the model's
+  copy matched back onto the sentence, else the sentence; abstains below the evidence threshold.
+
+Each finished (row, part) is journaled (``OUTPUT.partial.jsonl``), so a run cut short resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from eval.answers import Journal, _write_atomic, evaluate_config, load_answers
+from eval.benchmarks.evidence import is_dev
+from eval.data import load_dataset
+from eval.runner import open_searcher
+from rag.evidence import NOT_FOUND
+from rag.factory import make_answerer, make_generator
+from rag.settings import load_settings
+
+#: (row, answer settings, parts it runs on): the passages prompt takes ~6 s a question here, and is
+#: the baseline, not a choice, so it runs on the test sample only
+ROWS = [  # cheapest first, so a run cut short has the default's figures
+    ("extractive sentence", {"mode": "extractive", "extractive_span": False}, ("dev", "test")),
+    ("extractive span", {"mode": "extractive"}, ("dev", "test")),
+    ("both (default): span, else grounded copy, else sentence", {"mode": "both", "context": "sentence"}, ("dev", "test")),
+    ("best sentence, copy the words", {"mode": "generative", "context": "sentence"}, ("dev", "test")),
+    ("evidence sentences, one-shot short phrase", {"mode": "generative", "context": "evidence"}, ("dev", "test")),
+    ("passages (today's prompt)", {"mode": "generative", "context": "passages"}, ("test",)),
+]
+
+
+def parts(ds, test_sample: int, dev_sample: int | None = None) -> dict[str, dict[str, str]]:
+    dev = dict(list((q, t) for q, t in ds.queries.items() if is_dev(next(iter(ds.qrels[q]))))[:dev_sample])
+    rest = sorted((q for q in ds.queries if q not in dev), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+    return {"dev": dev, "test": {q: ds.queries[q] for q in rest[:test_sample]}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
+    ap.add_argument("--test-sample", type=int, default=300)
+    ap.add_argument("--dev-sample", type=int, help="at most this many dev questions (default: all; fewer for a smoke run)")
+    ap.add_argument("--output", type=Path, default=Path("docs/results/answer-modes-squad.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings({"progress": False})
+    ds = load_dataset(args.dataset, "dev")
+    gold = load_answers(ds)
+    searcher = open_searcher(ds, settings)
+    generator = make_generator(settings)
+    split = parts(ds, args.test_sample, args.dev_sample)
+    journal = Journal(args.output.with_suffix(".partial.jsonl"),
+                      {"dataset": str(args.dataset), "test_sample": args.test_sample, "dev_sample": args.dev_sample, "rows": [r[:2] for r in ROWS]})
+    done = _load(journal)
+    if not done:
+        journal.start()
+    for name, answer, row_parts in ROWS:
+        row_settings = settings.model_copy(update={"answer": type(settings.answer).model_validate({**settings.answer.model_dump(), **answer})})
+        answerer = make_answerer(row_settings,
+                                 searcher=searcher, generator=generator)
+        for part in row_parts:
+            if (name, part) in done:
+                continue
+            logging.info("%s / %s (%d questions)", name, part, len(split[part]))
+            c = evaluate_config(answerer, replace(ds, queries=split[part]), gold, True, settings.answer.max_passages, progress=True)
+            done[(name, part)] = c = {"row": name, "part": part, **c}
+            journal.append(c)
+    configs = [done[(name, part)] for name, _, row_parts in ROWS for part in row_parts]
+    report = {"dataset": str(args.dataset), "generator": "local:SmolLM2-135M-Instruct", "test_sample": args.test_sample,
+              "parts": {p: len(q) for p, q in split.items()}, "configs": configs}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(args.output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(args.output.with_suffix(".md"), markdown(report))
+    journal.path.unlink(missing_ok=True)
+    sys.stdout.write(markdown(report))
+
+
+def _load(journal: Journal) -> dict[tuple[str, str], dict]:
+    """(row, part) -> finished result of an interrupted run of the same configuration."""
+    if not journal.path.is_file():
+        return {}
+    lines = [json.loads(line) for line in journal.path.read_text(encoding="utf-8").splitlines() if line.strip().endswith("}")]
+    if not lines or lines[0].get("header") != json.loads(json.dumps(journal.header)):
+        return {}
+    return {(o["config"]["row"], o["config"]["part"]): o["config"] for o in lines[1:] if "config" in o}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"squad-dev answers, generator {report['generator']} on CPU; dev part {report['parts']['dev']} questions, "
+             f"test sample {report['parts']['test']}", "",
+             "| row | part | EM | F1 | contains gold | evidence recall | citations valid | citation precision | abstain | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in report["configs"]:
+        abstain = sum(a["answer"] == NOT_FOUND for a in c["answers"]) / max(len(c["answers"]), 1)
+        lines.append(f"| {c['row']} | {c['part']} | {c['exact_match']:.3f} | {c['f1']:.3f} | {c['contains_gold']:.3f} | "
+                     f"{c['evidence_recall']:.3f} | {c['citations_valid']:.3f} | {c['citation_precision']:.3f} | {abstain:.3f} | "
+                     f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+if __name__ == "__main__":
+    main()
