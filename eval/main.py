@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,13 +88,12 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
         results[mode.value] = {**{k: round(v, 4) for k, v in m.items() if k != "recall_curve"},
                                "recall_curve": {k: round(v, 4) for k, v in m["recall_curve"].items()},
                                "latency_ms": rr.latency_summary()}
-    r = searcher.retrieval
+    r, manifest = searcher.retrieval, searcher.reader.manifest
     rep = {
         "dataset": ds.name, "split": ds.split, "num_queries": len(ds.queries), "results": results,
-        "index": {"generation": searcher.reader.generation, **searcher.reader.manifest["counts"],
-                  "encoder": searcher.reader.manifest["encoder"]["model"], "chunking": searcher.reader.manifest["chunking"],
-                  "bm25": {"backend": searcher.reader.manifest["bm25"]["backend"], "k1": settings.bm25.k1, "b": settings.bm25.b},
-                  "dense": searcher.reader.manifest["dense"]},
+        "index": {"generation": searcher.reader.generation, **asdict(manifest.counts), "encoder": manifest.encoder.model,
+                  "chunking": manifest.chunking, "bm25": {"backend": manifest.bm25_backend, "k1": settings.bm25.k1, "b": settings.bm25.b},
+                  "dense": asdict(manifest.dense)},
         "fusion": r.model_dump(mode="json"),
         "tuned_file": str(settings.tuned_path) if settings.tuned_path.is_file() else None,
     }

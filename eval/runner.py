@@ -53,8 +53,8 @@ def open_searcher(ds: Dataset, settings: Settings) -> Searcher:
 
 def candidate_depth(searcher: Searcher, minimum: int) -> int:
     """Passages to fetch so that about DOCS_PER_QUERY documents survive folding."""
-    counts = searcher.reader.manifest["counts"]
-    per_doc = counts["passages"] / max(counts["documents"], 1)
+    counts = searcher.reader.manifest.counts
+    per_doc = counts.passages / max(counts.documents, 1)
     return max(minimum, int(math.ceil(DOCS_PER_QUERY * per_doc)))
 
 

@@ -31,6 +31,7 @@ from rag.docstore import DocStore, write_docstore
 from rag.encoders.base import Encoder
 from rag.factory import make_chunker, make_encoder, make_store
 from rag.errors import IndexValidationError, InputError, RagError
+from rag.manifest import Counts, DenseInfo, EncoderInfo, Manifest
 from rag.settings import BM25Backend, Settings
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
@@ -208,7 +209,7 @@ class IndexJob:
         with self._stage("store"):
             passages_fp, fingerprint = self._fingerprints()
         current, previous = self._intact_current()
-        if previous.get("fingerprint") == fingerprint:
+        if previous is not None and previous.fingerprint == fingerprint:
             log.info("index unchanged; generation %s stays current", current.name)
             self.summary.generation = current.name
             return
@@ -229,23 +230,23 @@ class IndexJob:
         except OSError as exc:
             log.warning("could not remove old generations: %s", exc)
 
-    def _intact_current(self) -> tuple[Path | None, dict]:
-        """The published generation and its manifest; ({}) when there is none or it is damaged, so a
+    def _intact_current(self) -> tuple[Path | None, Manifest | None]:
+        """The published generation and its manifest; (None) when there is none or it is damaged, so a
         re-run rebuilds it rather than reporting an unchanged index."""
         try:
             current = gens.current_generation(self.index_dir)
             if current is None or not current.is_dir():
-                return current, {}
+                return current, None
             damaged = gens.verify(current)
         except RagError as exc:
             log.warning("the published generation is unusable (%s): rebuilding", exc)
-            return None, {}
+            return None, None
         if damaged:
             log.warning("generation %s is damaged (%s): rebuilding", current.name, ", ".join(damaged[:5]))
-            return None, {}
+            return None, None
         return current, gens.read_manifest(current)
 
-    def _build(self, staging: Path, current: Path | None, previous: dict, passages_fp: str, fingerprint: str) -> None:
+    def _build(self, staging: Path, current: Path | None, previous: Manifest | None, passages_fp: str, fingerprint: str) -> None:
         vectors: list[bytes] = []
         documents: set[str] = set()
         self._expected_ids: list[str] = []
@@ -262,7 +263,7 @@ class IndexJob:
         with self._stage("docstore"):
             n = write_docstore(passages(), staging)
         with self._stage("bm25"):
-            if current is not None and previous.get("passages_fingerprint") == passages_fp:
+            if current is not None and previous is not None and previous.passages_fingerprint == passages_fp:
                 # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
                 shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
             else:
@@ -274,20 +275,14 @@ class IndexJob:
             dim = self.encoder.dim
             matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
             kind = build_dense(matrix, staging / "dense", self.hnsw_m, self.ef_construction, self.exact_threshold)
-        self._manifest = {
-            "created_at": datetime.now(timezone.utc).isoformat(),
-            "fingerprint": fingerprint,
-            "passages_fingerprint": passages_fp,
-            "counts": {"documents": len(documents), "passages": n},
-            "encoder": {
-                "model_key": self.encoder.model_key, "model": str(getattr(self.encoder, "path", self.encoder.model_key)),
-                "dim": dim, "max_length": self.encoder.max_length,
-                "query_prefix": self.encoder.query_prefix, "passage_prefix": self.encoder.passage_prefix,
-            },
-            "chunking": self.chunker.signature,
-            "bm25": {"backend": BM25Backend(self.bm25_backend).value},
-            "dense": {**self._index_settings()["dense"], "kind": kind},
-        }
+        self._manifest = Manifest(
+            created_at=datetime.now(timezone.utc).isoformat(), fingerprint=fingerprint, passages_fingerprint=passages_fp,
+            counts=Counts(len(documents), n),
+            encoder=EncoderInfo(self.encoder.model_key, str(getattr(self.encoder, "path", self.encoder.model_key)), dim,
+                                self.encoder.max_length, self.encoder.query_prefix, self.encoder.passage_prefix),
+            chunking=self.chunker.signature, bm25_backend=BM25Backend(self.bm25_backend).value,
+            dense=DenseInfo(kind, **self._index_settings()["dense"]),
+        )
 
     def _validate(self, staging: Path) -> None:
         """The staged generation, read back through the readers the service uses, must hold exactly

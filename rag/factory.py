@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from rag.chunking import Chunker
 from rag.encoders.base import Encoder
+from rag.manifest import Manifest
 from rag.settings import Settings
 from rag.store.sql import DocumentStore
 
@@ -56,13 +57,13 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
     return Searcher(reader, encoder, settings.retrieval, settings.truncation)
 
 
-def index_encoder(settings: Settings, manifest: dict | None, shared: bool = True) -> Encoder:
+def index_encoder(settings: Settings, manifest: Manifest | None, shared: bool = True) -> Encoder:
     """The encoder an index was built with (model folder, prefixes from its manifest) unless settings
     name one explicitly; the configured encoder when there is no index yet."""
     e = settings.encoder
-    built = (manifest or {}).get("encoder", {})
-    args = (e.model or built.get("model"), e.query_prefix or built.get("query_prefix", ""),
-            e.passage_prefix or built.get("passage_prefix", ""), e.device, e.max_seq_length, e.torch_threads)
+    built = manifest.encoder if manifest else None
+    args = (e.model or (built and built.model), e.query_prefix or (built.query_prefix if built else ""),
+            e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, e.torch_threads)
     return (_encoder if shared else _private_encoder)(*args)
 
 

@@ -24,14 +24,16 @@ import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
+from rag import manifest as manifests
 from rag.errors import IndexLockedError, IndexNotFoundError, IndexUnavailableError
+from rag.manifest import Manifest
 
 log = logging.getLogger(__name__)
 GENERATIONS = "generations"
 CURRENT = "CURRENT"
-MANIFEST = "manifest.json"
+MANIFEST = manifests.FILE
 STAGING_PREFIX = ".staging-"
 _NAME = re.compile(r"^g(\d{6})-")
 
@@ -60,14 +62,8 @@ def require_current(index_dir: Path) -> Path:
     return gen
 
 
-def read_manifest(gen_dir: Path) -> dict[str, Any]:
-    try:
-        manifest = json.loads((Path(gen_dir) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise IndexUnavailableError(f"the manifest of generation {Path(gen_dir).name} is unreadable ({exc})") from exc
-    if not isinstance(manifest, dict) or not {"files", "counts", "encoder", "bm25"} <= manifest.keys():
-        raise IndexUnavailableError(f"the manifest of generation {Path(gen_dir).name} is incomplete")
-    return manifest
+def read_manifest(gen_dir: Path) -> Manifest:
+    return manifests.read(gen_dir)
 
 
 @contextmanager
@@ -115,18 +111,15 @@ def checksums(folder: Path) -> dict[str, str]:
 
 def verify(gen_dir: Path) -> list[str]:
     """Files whose checksum differs from the manifest's (empty when the generation is intact)."""
-    expected = read_manifest(gen_dir)["files"]
-    if not isinstance(expected, dict):
-        return [MANIFEST]
+    expected = read_manifest(gen_dir).files
     actual = checksums(gen_dir)
     actual.pop(MANIFEST, None)
     return sorted(k for k in expected.keys() | actual.keys() if expected.get(k) != actual.get(k))
 
 
-def publish(index_dir: Path, name: str, staging: Path, manifest: dict[str, Any]) -> Path:
+def publish(index_dir: Path, name: str, staging: Path, manifest: Manifest) -> Path:
     """Seal the staging folder with its manifest and switch CURRENT to it in one rename."""
-    manifest = {**manifest, "generation": name, "files": checksums(staging)}
-    _write_synced(staging / MANIFEST, json.dumps(manifest, indent=2))
+    _write_synced(staging / MANIFEST, manifests.dumps(manifest.sealed(name, checksums(staging))))
     for f in staging.rglob("*"):
         if f.is_file():
             _fsync(f)

@@ -6,13 +6,13 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rag import generations as gens
 from rag.bm25 import BM25Retriever, open_bm25
 from rag.dense import DenseIndex
 from rag.docstore import DocStore
 from rag.errors import IndexUnavailableError
+from rag.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class GenerationView:
     to a newer generation mid-search cannot pair one generation's rows with another's passages."""
 
     gen_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     docstore: DocStore
     bm25: BM25Retriever
     dense: DenseIndex
@@ -61,7 +61,7 @@ class IndexReader:
                 f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
         docstore = DocStore(gen_dir)
         try:
-            bm25: BM25Retriever = open_bm25(manifest["bm25"]["backend"], gen_dir / "bm25", self._params["k1"], self._params["b"])
+            bm25: BM25Retriever = open_bm25(manifest.bm25_backend, gen_dir / "bm25", self._params["k1"], self._params["b"])
             dense = DenseIndex(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
         except IndexUnavailableError:
             docstore.close()

@@ -56,7 +56,7 @@ class Searcher:
         self._check_encoder()
 
     def _check_encoder(self) -> None:
-        built_with = self.reader.manifest["encoder"]["model_key"]
+        built_with = self.reader.manifest.encoder.model_key
         if built_with != self.encoder.model_key:
             raise ConfigError(
                 f"the index was built with encoder {built_with!r} but the configured encoder is "

@@ -61,8 +61,8 @@ def test_index_sample_corpus_with_real_encoder_and_lucene(tmp_path):
     assert s["added"] == 113 and s["published"] and s["rejected"] == 0
     assert s["passages_encoded"] == s["passages_total"] >= 113
     reader = IndexReader(tmp_path)
-    assert reader.manifest["bm25"]["backend"] == "lucene"
-    assert reader.manifest["encoder"]["dim"] == 384 and reader.dense.kind == "flat"
+    assert reader.manifest.bm25_backend == "lucene"
+    assert reader.manifest.encoder.dim == 384 and reader.dense.kind == "flat"
     hit = reader.bm25.search("blossom end rot calcium", 1)[0]
     assert reader.docstore.get([hit.passage_id])[hit.passage_id].title == "Tomato blossom end rot"
     from rag.encoders.sentence import SentenceTransformerEncoder

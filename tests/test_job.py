@@ -21,8 +21,8 @@ def test_index_publishes_consistent_generation(tmp_path, hash_encoder):
     assert s.passages_encoded == s.passages_total > 113  # small windows: several passages per document
     gen = gens.require_current(tmp_path)
     m = gens.read_manifest(gen)
-    assert m["counts"] == {"documents": 113, "passages": s.passages_total}
-    assert m["encoder"]["model_key"] == hash_encoder.model_key
+    assert (m.counts.documents, m.counts.passages) == (113, s.passages_total) and m.version == 1
+    assert m.encoder.model_key == hash_encoder.model_key and m.generation == gen.name
     assert gens.verify(gen) == []
     r = IndexReader(tmp_path)
     assert len(r.docstore) == len(r.bm25) == len(r.dense) == s.passages_total
@@ -124,7 +124,7 @@ def test_new_model_reencodes_without_a_source(tmp_path, hash_encoder):
     s = make_job(tmp_path, other).run(None)
     assert s.published and s.passages_encoded == s.passages_total
     r = IndexReader(tmp_path)
-    assert r.manifest["encoder"]["dim"] == 32 and r.dense.index.d == 32
+    assert r.manifest.encoder.dim == 32 and r.dense.index.d == 32
     # BM25 untouched: the new generation shares the old one's files
     for f in (before / "bm25").iterdir():
         assert (r.gen_dir / "bm25" / f.name).stat().st_ino == f.stat().st_ino
@@ -136,7 +136,7 @@ def test_both_bm25_backends_publish(tmp_path, hash_encoder, backend):
     corpus = write_jsonl(tmp_path / "c.jsonl", rows(5))
     make_job(tmp_path / "idx", hash_encoder, backend=backend).run(open_source(corpus))
     r = IndexReader(tmp_path / "idx")
-    assert r.manifest["bm25"]["backend"] == backend.value
+    assert r.manifest.bm25_backend == backend.value
     assert r.bm25.search("number3", 1)[0].passage_id.startswith("d3#")
 
 

@@ -117,7 +117,7 @@ def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
                        capture_output=True, text=True)
     s = json.loads(r.stdout)
     assert s["published"] and s["passages_encoded"] == s["passages_total"] and s["added"] == 0
-    assert IndexReader(idx).manifest["encoder"]["model"] == str(out)
+    assert IndexReader(idx).manifest.encoder.model == str(out)
     r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)["hits"]  # the query encoder follows the index's model
     r = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),

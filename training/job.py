@@ -91,7 +91,7 @@ def run_training(
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in sources},
         "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
         "hard_negatives": asdict(mine_settings) if mine_settings else None, "dropped_candidates": dropped,
-        "index": searcher.reader.manifest["chunking"],
+        "index": searcher.reader.manifest.chunking,
     }
     base = settings.encoder.model or str(searcher.encoder.path)
     files = {DEV_QRELS: dev_qrels(dev_queries, ds.qrels)} if needs_labels else None
