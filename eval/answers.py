@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eval.data import Dataset
+from rag.datasets import Dataset
 from rag.errors import InputError
 from rag.types import AnswerMode
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from eval import report as reports
-from eval.data import load_dataset
+from rag.datasets import load_dataset
 from eval.metrics import evaluate
 from eval.runner import open_searcher, run_retriever
 from eval.tune import refuse_test_split, tune, write_tuned

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from eval.data import Dataset
+from rag.datasets import Dataset
 from eval.metrics import Run
-from indexer.job import make_index_job
-from indexer.sources import open_source
-from rag import generations as gens
-from rag.factory import make_chunker, make_encoder, make_searcher
+from indexer.datasets import dataset_index
+from rag.factory import make_encoder, make_searcher
 from rag.search import Candidates, Searcher
 from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings
@@ -26,24 +21,6 @@ from rag.types import document_of
 
 log = logging.getLogger(__name__)
 DOCS_PER_QUERY = 100
-
-
-def dataset_index(ds: Dataset, settings: Settings) -> Path:
-    """The dataset's index in the eval cache, keyed by corpus hash, model and index settings."""
-    encoder = make_encoder(settings)
-    chunker = make_chunker(settings, encoder)
-    key_parts = [ds.corpus_hash(), encoder.model_key, chunker.signature, settings.bm25.backend.value,
-                 settings.dense.model_dump(exclude={"ef_search", "faiss_threads"})]
-    key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
-    index_dir = settings.eval_cache_dir / f"{ds.name}-{key}"
-    if gens.current_generation(index_dir) is not None:
-        log.info("reusing cached index %s", index_dir)
-        return index_dir
-    log.info("indexing %s into %s", ds.corpus, index_dir)
-    local = settings.model_copy(update={"index_dir": index_dir, "database_url": None})
-    summary = make_index_job(local, encoder=encoder).run(open_source(ds.path))
-    log.info("indexed %d documents, %d passages (%d rejected)", summary.documents_total, summary.passages_total, summary.rejected)
-    return index_dir
 
 
 def open_searcher(ds: Dataset, settings: Settings) -> Searcher:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.data import Dataset
+from rag.datasets import Dataset
 from eval.metrics import evaluate
 from eval.runner import candidate_depth, doc_run
 from rag.errors import InputError

@@ -26,8 +26,8 @@ from indexer.sources import RecordsSource, Source
 from rag import generations as gens
 from rag.bm25 import build_bm25, open_bm25
 from rag.chunking import Chunker, text_hash
-from rag.dense import DenseIndex, build_dense
-from rag.docstore import DocStore, write_docstore
+from rag.dense import build_dense, open_dense
+from rag.passage_table import PassageTable, write_passage_table
 from rag.encoders.base import Encoder
 from rag.factory import make_chunker, make_encoder, make_store
 from rag.errors import IndexValidationError, InputError, RagError
@@ -261,13 +261,13 @@ class IndexJob:
                 yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata, p.token_count)
 
         with self._stage("docstore"):
-            n = write_docstore(passages(), staging)
+            n = write_passage_table(passages(), staging)
         with self._stage("bm25"):
             if current is not None and previous is not None and previous.passages_fingerprint == passages_fp:
                 # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
                 shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
             else:
-                store = DocStore(staging)
+                store = PassageTable(staging)
                 texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
                 build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
                 store.close()
@@ -289,13 +289,13 @@ class IndexJob:
         the store's passages in every format; otherwise it is not published."""
         expected = self._expected_ids
         sql_passages = self.store.counts()[1]
-        docstore = DocStore(staging)
+        passages = PassageTable(staging)
         try:
             problems = []
             if len(expected) != sql_passages:
                 problems.append(f"the store holds {sql_passages} passages but {len(expected)} were read")
-            if docstore.ids != expected:
-                problems.append(f"the passage table's ids differ from the store's ({len(docstore.ids)} vs {len(expected)})")
+            if passages.ids != expected:
+                problems.append(f"the passage table's ids differ from the store's ({len(passages.ids)} vs {len(expected)})")
             bm25 = open_bm25(self.bm25_backend, staging / "bm25")
             try:
                 bm25_ids = list(bm25.ids)
@@ -304,12 +304,12 @@ class IndexJob:
             if len(bm25_ids) != len(expected) or set(bm25_ids) != set(expected):
                 missing = sorted(set(expected) - set(bm25_ids))[:3]
                 problems.append(f"BM25 holds {len(bm25_ids)} passages, the store {len(expected)} (missing e.g. {missing})")
-            dense = DenseIndex(staging / "dense")
-            if len(dense) != len(expected) or dense.index.d != self.encoder.dim:
-                problems.append(f"the dense index holds {len(dense)} vectors of {dense.index.d} dims, "
+            dense = open_dense(staging / "dense")
+            if len(dense) != len(expected) or dense.dim != self.encoder.dim:
+                problems.append(f"the dense index holds {len(dense)} vectors of {dense.dim} dims, "
                                 f"expected {len(expected)} of {self.encoder.dim}")
         finally:
-            docstore.close()
+            passages.close()
         if problems:
             raise IndexValidationError("the new generation failed validation and was not published: " + "; ".join(problems))
 

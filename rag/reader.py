@@ -9,8 +9,8 @@ from pathlib import Path
 
 from rag import generations as gens
 from rag.bm25 import BM25Retriever, open_bm25
-from rag.dense import DenseIndex
-from rag.docstore import DocStore
+from rag.dense import DenseIndex, open_dense
+from rag.passage_table import PassageTable
 from rag.errors import IndexUnavailableError
 from rag.manifest import Manifest
 
@@ -24,7 +24,7 @@ class GenerationView:
 
     gen_dir: Path
     manifest: Manifest
-    docstore: DocStore
+    passages: PassageTable
     bm25: BM25Retriever
     dense: DenseIndex
 
@@ -33,7 +33,7 @@ class GenerationView:
         return self.gen_dir.name
 
     def close(self) -> None:
-        self.docstore.close()
+        self.passages.close()
         getattr(self.bm25, "close", lambda: None)()
 
 
@@ -59,28 +59,28 @@ class IndexReader:
         if damaged:
             raise IndexUnavailableError(
                 f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
-        docstore = DocStore(gen_dir)
+        passages = PassageTable(gen_dir)
         try:
             bm25: BM25Retriever = open_bm25(manifest.bm25_backend, gen_dir / "bm25", self._params["k1"], self._params["b"])
-            dense = DenseIndex(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
+            dense = open_dense(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
         except IndexUnavailableError:
-            docstore.close()
+            passages.close()
             raise
         except Exception as exc:  # noqa: BLE001 - faiss, Java and pickle each fail their own way
-            docstore.close()
+            passages.close()
             raise IndexUnavailableError(f"generation {gen_dir.name} cannot be opened: {exc}") from exc
-        view = GenerationView(gen_dir, manifest, docstore, bm25, dense)
-        if not len(docstore) == len(bm25) == len(dense):
+        view = GenerationView(gen_dir, manifest, passages, bm25, dense)
+        if not len(passages) == len(bm25) == len(dense):
             view.close()
-            raise IndexUnavailableError(f"generation {gen_dir.name} is inconsistent: {len(docstore)} passages, "
+            raise IndexUnavailableError(f"generation {gen_dir.name} is inconsistent: {len(passages)} passages, "
                                         f"{len(bm25)} in BM25, {len(dense)} vectors; re-run `rag index`")
-        log.info("opened generation %s (%d passages)", gen_dir.name, len(docstore))
+        log.info("opened generation %s (%d passages)", gen_dir.name, len(passages))
         return view
 
     # the current view's parts
     gen_dir = property(lambda self: self.view.gen_dir)
     manifest = property(lambda self: self.view.manifest)
-    docstore = property(lambda self: self.view.docstore)
+    passages = property(lambda self: self.view.passages)
     bm25 = property(lambda self: self.view.bm25)
     dense = property(lambda self: self.view.dense)
     generation = property(lambda self: self.view.generation)

@@ -81,8 +81,8 @@ class Searcher:
         rows = allowed = None
         if filters:
             with timer("filter"):
-                rows = v.docstore.rows_matching(filters)
-                allowed = {v.docstore.ids[i] for i in rows}
+                rows = v.passages.rows_matching(filters)
+                allowed = {v.passages.ids[i] for i in rows}
         bm25: list[ScoredId] = []
         dense: list[ScoredId] = []
         if mode in (Mode.bm25, Mode.hybrid):
@@ -94,7 +94,7 @@ class Searcher:
                     query_vector = self.encoder.encode_queries([query])
             with timer("dense"):
                 scores, found = v.dense.search(query_vector, depth_dense or r.depth_dense, rows)
-                ids = v.docstore.ids
+                ids = v.passages.ids
                 dense = [ScoredId(ids[i], float(s)) for s, i in zip(scores[0], found[0]) if i >= 0]
         return Candidates(bm25, dense)
 
@@ -143,11 +143,11 @@ class Searcher:
         max_k = k or t.max_k
         with timer("truncate"):
             # token counts matter only under a token budget: then the leading passages are read first
-            passages = view.docstore.get([h.passage_id for h in fused[: max_k * 4]]) if t.token_budget else {}
+            passages = view.passages.get([h.passage_id for h in fused[: max_k * 4]]) if t.token_budget else {}
             kept, info = truncate(fused, lambda h: h.score, max_k, t.min_score, t.score_gap, t.token_budget,
                                   lambda h: passages[h.passage_id].token_count if h.passage_id in passages else 0)
         with timer("fetch"):
-            got = passages or view.docstore.get([h.passage_id for h in kept])
+            got = passages or view.passages.get([h.passage_id for h in kept])
         hits = [SearchHit(i + 1, h.score, got[h.passage_id]) for i, h in enumerate(kept)]
         timer.totals["total"] = sum(timer.totals.values())
         return SearchResult(query, mode, hits, info, view.generation, {k_: round(v, 3) for k_, v in timer.totals.items()})

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     @app.get("/metrics", include_in_schema=False)
     def _metrics() -> Response:
         if app.state.searcher.loaded:
-            metrics.passages.set(len(app.state.searcher.get().reader.docstore))
+            metrics.passages.set(len(app.state.searcher.get().reader.passages))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)

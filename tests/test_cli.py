@@ -64,12 +64,12 @@ def test_index_sample_corpus_with_real_encoder_and_lucene(tmp_path):
     assert reader.manifest.bm25_backend == "lucene"
     assert reader.manifest.encoder.dim == 384 and reader.dense.kind == "flat"
     hit = reader.bm25.search("blossom end rot calcium", 1)[0]
-    assert reader.docstore.get([hit.passage_id])[hit.passage_id].title == "Tomato blossom end rot"
+    assert reader.passages.get([hit.passage_id])[hit.passage_id].title == "Tomato blossom end rot"
     from rag.encoders.sentence import SentenceTransformerEncoder
 
     q = SentenceTransformerEncoder(torch_threads=1).encode_queries(["why do my tomatoes get black bottoms"])
     _, rows = reader.dense.search(q, 3)
-    titles = [reader.docstore.get([reader.docstore.ids[i]])[reader.docstore.ids[i]].title for i in rows[0]]
+    titles = [reader.passages.get([reader.passages.ids[i]])[reader.passages.ids[i]].title for i in rows[0]]
     assert "Tomato blossom end rot" in titles
     again = json.loads(rag("index", SAMPLE, "--index-dir", tmp_path, "--json", "--no-progress").stdout)
     assert again["skipped"] == 113 and not again["published"]

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from eval.data import load_dataset
+from rag.datasets import load_dataset
 from eval.main import parse_retrievers
 from eval.metrics import evaluate
 from eval.tune import refuse_test_split

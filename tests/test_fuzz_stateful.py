@@ -135,12 +135,12 @@ class ServiceMachine(RuleBasedStateMachine):
         assert self._stored_ids() == self.expected
         reader = IndexReader(self.index_dir)
         try:
-            counts = (len(reader.docstore), len(reader.bm25), len(reader.dense))
+            counts = (len(reader.passages), len(reader.bm25), len(reader.dense))
             store = DocumentStore(f"sqlite:///{self.index_dir / 'rag.db'}")
             sql = store.counts()[1]
             store.close()
             assert len(set(counts)) == 1 and counts[0] == sql, (sql, counts)
-            assert set(reader.bm25.ids) == set(reader.docstore.ids)
+            assert set(reader.bm25.ids) == set(reader.passages.ids)
         finally:
             reader.view.close()
         for doc_id in self.touched:

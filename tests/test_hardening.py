@@ -66,11 +66,11 @@ def consistent(d: Path) -> int:
     """SQL = passage table = BM25 = dense; returns the count."""
     store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
     r = IndexReader(d)
-    counts = (store.counts()[1], len(r.docstore), len(r.bm25), len(r.dense))
+    counts = (store.counts()[1], len(r.passages), len(r.bm25), len(r.dense))
     store.close()
-    r.docstore.close()
+    r.passages.close()
     assert len(set(counts)) == 1, counts
-    assert set(r.bm25.ids) == set(r.docstore.ids)
+    assert set(r.bm25.ids) == set(r.passages.ids)
     return counts[0]
 
 
@@ -351,7 +351,7 @@ def test_nul_only_text_in_a_source_is_rejected_not_indexed_empty(tmp_path):
     summary = make_job(d, ENC, backend=BM25Backend.lucene).run(open_source(src))
     assert summary.rejected == 1 and "empty text" in summary.rejections[0].reason
     assert consistent(d) == 1
-    assert IndexReader(d).docstore.get(["ok#0"])["ok#0"].text == "fine text"
+    assert IndexReader(d).passages.get(["ok#0"])["ok#0"].text == "fine text"
 
 
 def test_ids_with_slashes_are_deletable(tmp_path):

@@ -25,11 +25,11 @@ def test_index_publishes_consistent_generation(tmp_path, hash_encoder):
     assert m.encoder.model_key == hash_encoder.model_key and m.generation == gen.name
     assert gens.verify(gen) == []
     r = IndexReader(tmp_path)
-    assert len(r.docstore) == len(r.bm25) == len(r.dense) == s.passages_total
+    assert len(r.passages) == len(r.bm25) == len(r.dense) == s.passages_total
     hit = r.bm25.search("Zamioculcas", 1)[0]
-    assert r.docstore.get([hit.passage_id])[hit.passage_id].document_id == "garden-005"
-    # dense rows line up with the docstore rows
-    vec = hash_encoder.encode_passages([r.docstore.get([r.docstore.ids[7]])[r.docstore.ids[7]].indexed_text])
+    assert r.passages.get([hit.passage_id])[hit.passage_id].document_id == "garden-005"
+    # dense rows line up with the passages rows
+    vec = hash_encoder.encode_passages([r.passages.get([r.passages.ids[7]])[r.passages.ids[7]].indexed_text])
     assert r.dense.search(vec, 1)[1][0][0] == 7
 
 
@@ -54,9 +54,9 @@ def test_changed_documents_are_reencoded_and_sync_deletes(tmp_path, hash_encoder
     assert (s.added, s.updated, s.deleted, s.skipped) == (1, 1, 1, 8)
     assert 0 < s.passages_encoded < 5  # only the changed and new passages
     # the old reader still answers from its generation until it refreshes
-    assert reader.docstore.get(["d7#0"]) and reader.bm25.search("number7", 1)[0].passage_id.startswith("d7#")
+    assert reader.passages.get(["d7#0"]) and reader.bm25.search("number7", 1)[0].passage_id.startswith("d7#")
     assert reader.refresh() is True
-    assert not reader.docstore.get(["d7#0"]) and reader.bm25.search("number7", 3) == []
+    assert not reader.passages.get(["d7#0"]) and reader.bm25.search("number7", 3) == []
     assert reader.bm25.search("brand", 1)[0].passage_id == "new#0"
     docs = {p.document_id for p in DocumentStore(f"sqlite:///{idx / 'rag.db'}").iter_passages()}
     assert "d7" not in docs and "new" in docs
@@ -124,7 +124,7 @@ def test_new_model_reencodes_without_a_source(tmp_path, hash_encoder):
     s = make_job(tmp_path, other).run(None)
     assert s.published and s.passages_encoded == s.passages_total
     r = IndexReader(tmp_path)
-    assert r.manifest.encoder.dim == 32 and r.dense.index.d == 32
+    assert r.manifest.encoder.dim == 32 and r.dense.dim == 32
     # BM25 untouched: the new generation shares the old one's files
     for f in (before / "bm25").iterdir():
         assert (r.gen_dir / "bm25" / f.name).stat().st_ino == f.stat().st_ino

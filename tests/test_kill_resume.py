@@ -46,7 +46,7 @@ def test_sigkill_at_any_moment_then_resume_equals_clean_run(tmp_path):
     assert gens.verify(gen) == []
     assert not [p for p in (killed / gens.GENERATIONS).iterdir() if p.name.startswith(gens.STAGING_PREFIX)]
     a, b = IndexReader(clean), IndexReader(killed)
-    assert a.docstore.ids == b.docstore.ids
+    assert a.passages.ids == b.passages.ids
     assert a.manifest.counts == b.manifest.counts and str(b.manifest.counts.passages) in out.stdout
     q = "how often should I water a snake plant"
     assert [h.passage_id for h in a.bm25.search(q, 10)] == [h.passage_id for h in b.bm25.search(q, 10)]

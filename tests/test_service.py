@@ -235,4 +235,4 @@ def test_documents_upsert_delete_and_jobs(tmp_path):
         assert c.post("/v1/documents", json={"documents": []}).status_code == 422
         store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
         r = IndexReader(d)
-        assert store.counts()[1] == len(r.docstore) == len(r.bm25) == len(r.dense) == 113 + 2
+        assert store.counts()[1] == len(r.passages) == len(r.bm25) == len(r.dense) == 113 + 2

@@ -25,7 +25,7 @@ def searcher(tmp_path_factory):
 
 
 def test_bootstrap_pairs_round_trip(searcher):
-    pairs = bootstrap_pairs(searcher)
+    pairs = bootstrap_pairs(searcher.reader)
     assert 50 < len(pairs) <= 113
     for p in pairs[:20]:
         assert p.positive_id in {h.passage_id for h in searcher.reader.bm25.search(p.query, 3)}
@@ -42,13 +42,13 @@ def test_dev_split_is_by_query():
 
 
 def test_mining_window_and_false_negative_filters(searcher):
-    pairs = bootstrap_pairs(searcher)[:30]
+    pairs = bootstrap_pairs(searcher.reader)[:30]
     known = {p.query_id: {p.positive_id.split("#")[0]} for p in pairs}
     victim = pairs[0]
     # pretend the top BM25 non-positive of the first query is a known positive: it must never be a negative
     other = next(h.passage_id for h in searcher.reader.bm25.search(victim.query, 5) if h.passage_id != victim.positive_id)
     known[victim.query_id].add(other.split("#")[0])
-    triplets, dropped = mine(pairs, searcher, known, MiningSettings(count=2, skip_top=0, window=10))
+    triplets, dropped = mine(pairs, searcher.reader, searcher.encoder, known, MiningSettings(count=2, skip_top=0, window=10))
     assert triplets and all(len(t.negatives) == 2 for t in triplets)
     for t in triplets:
         ids = {n["id"] for n in t.negatives}
@@ -56,11 +56,11 @@ def test_mining_window_and_false_negative_filters(searcher):
         assert all(n["dense_sim"] is not None for n in t.negatives)
     # every candidate of the window examined: the known positive is met, and dropped only when filtering
     every = dict(count=5, window=6)
-    _, d_on = mine([victim], searcher, known, MiningSettings(**every, max_ratio=10.0))
-    (t_off,), d_off = mine([victim], searcher, known, MiningSettings(**every, filter=False))
+    _, d_on = mine([victim], searcher.reader, searcher.encoder, known, MiningSettings(**every, max_ratio=10.0))
+    (t_off,), d_off = mine([victim], searcher.reader, searcher.encoder, known, MiningSettings(**every, filter=False))
     assert d_on["known_positive"] == 1 and not d_off.get("known_positive")
     assert other in {n["id"] for n in t_off.negatives}
-    strict, strict_dropped = mine(pairs, searcher, known, MiningSettings(count=2, window=10, max_ratio=0.0))
+    strict, strict_dropped = mine(pairs, searcher.reader, searcher.encoder, known, MiningSettings(count=2, window=10, max_ratio=0.0))
     assert strict_dropped["margin"] > dropped.get("margin", 0)
 
 
@@ -160,7 +160,7 @@ def test_synthetic_queries_keep_only_round_trips(searcher):
     from training.data import synthetic_pairs
 
     Asker.n = 0
-    pairs = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1)
+    pairs = synthetic_pairs(searcher.reader, Asker(), limit=30, concurrency=1)
     assert 10 <= len(pairs) <= 20  # the unrelated third are dropped by the round trip
     for p in pairs:
         assert p.source == "synthetic" and p.positive_id in {h.passage_id for h in searcher.reader.bm25.search(p.query, 5)}
@@ -170,17 +170,17 @@ def test_synthetic_queries_resume_from_their_journal(searcher, tmp_path):
     from training.data import clean_question, synthetic_pairs
 
     Asker.n = 0
-    whole = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1)
+    whole = synthetic_pairs(searcher.reader, Asker(), limit=30, concurrency=1)
     journal = tmp_path / "syn.jsonl"
     Asker.n = 0
-    first = synthetic_pairs(searcher, Asker(), limit=12, concurrency=1, journal=journal)
+    first = synthetic_pairs(searcher.reader, Asker(), limit=12, concurrency=1, journal=journal)
     lines = journal.read_text().splitlines()
     journal.write_text("\n".join(lines) + '\n{"passage_id": "cut sh')  # killed mid-line
     Asker.n = 12
-    again = synthetic_pairs(searcher, Asker(), limit=30, concurrency=1, journal=journal)
+    again = synthetic_pairs(searcher.reader, Asker(), limit=30, concurrency=1, journal=journal)
     assert Asker.n == 30  # only the 18 passages not in the journal were asked
     assert [p.query for p in again[:len(first)]] == [p.query for p in first]
     assert [(p.positive_id, p.query) for p in again] == [(p.positive_id, p.query) for p in whole]
-    assert synthetic_pairs(searcher, Asker(), limit=30, concurrency=1, journal=journal) == again and Asker.n == 30
+    assert synthetic_pairs(searcher.reader, Asker(), limit=30, concurrency=1, journal=journal) == again and Asker.n == 30
     assert clean_question('The answer is: "What kills tomato seedlings?"') == "What kills tomato seedlings?"
     assert clean_question("Question: Why mulch?") == "Why mulch?"

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.data import Dataset
+from rag.datasets import Dataset
 from rag.errors import InputError
-from rag.search import Searcher
+from rag.reader import IndexReader
 
 from rag.types import document_of, indexed_text
 
@@ -28,18 +28,18 @@ class Pair:
     source: str  # "qrels" | "bootstrap" | "feedback" | "synthetic"
 
 
-def passages_of_documents(searcher: Searcher) -> dict[str, list[str]]:
+def passages_of_documents(reader: IndexReader) -> dict[str, list[str]]:
     """document id -> its passage ids, from the generation's passage table."""
     out: dict[str, list[str]] = {}
-    for pid in searcher.reader.docstore.ids:
+    for pid in reader.passages.ids:
         out.setdefault(document_of(pid), []).append(pid)
     return out
 
 
-def qrels_pairs(ds: Dataset, searcher: Searcher) -> list[Pair]:
+def qrels_pairs(ds: Dataset, reader: IndexReader) -> list[Pair]:
     """One pair per judged relevant document; a chunked document contributes the passage BM25
     ranks best for the query (its first passage when BM25 does not find any)."""
-    by_doc = passages_of_documents(searcher)
+    by_doc = passages_of_documents(reader)
     pairs = []
     for qid, rel in ds.qrels.items():
         query = ds.queries[qid]
@@ -49,9 +49,9 @@ def qrels_pairs(ds: Dataset, searcher: Searcher) -> list[Pair]:
                 continue
             pids = by_doc[doc_id]
             if len(pids) > 1:
-                ranked = ranked or [h.passage_id for h in searcher.reader.bm25.search(query, 200)]
+                ranked = ranked or [h.passage_id for h in reader.bm25.search(query, 200)]
                 pids = sorted(pids, key=lambda p: ranked.index(p) if p in ranked else len(ranked))
-            p = searcher.reader.docstore.get([pids[0]])[pids[0]]
+            p = reader.passages.get([pids[0]])[pids[0]]
             pairs.append(Pair(qid, query, p.id, p.indexed_text, "qrels"))
     if not pairs:
         raise InputError(f"split {ds.split!r} of {ds.path} gives no training pairs")
@@ -61,22 +61,22 @@ def qrels_pairs(ds: Dataset, searcher: Searcher) -> list[Pair]:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def bootstrap_pairs(searcher: Searcher, limit: int | None = None, top_k: int = 3, seed: int = 13) -> list[Pair]:
+def bootstrap_pairs(reader: IndexReader, limit: int | None = None, top_k: int = 3, seed: int = 13) -> list[Pair]:
     """Cold start, no labels: a document's title (its first sentence when the title is shorter than
     two words) is a pseudo-query for its first passage, kept only when BM25 finds that passage in its top ``top_k`` (round trip)."""
-    ids = [pid for pid in searcher.reader.docstore.ids if pid.endswith("#0")]
+    ids = [pid for pid in reader.passages.ids if pid.endswith("#0")]
     random.Random(seed).shuffle(ids)
     pairs = []
     for pid in ids:
         if limit is not None and len(pairs) >= limit:
             break
-        p = searcher.reader.docstore.get([pid])[pid]
+        p = reader.passages.get([pid])[pid]
         from_title = len(p.title.split()) >= 2
         query = p.title if from_title else _SENTENCE.split(p.text, 1)[0]
         body = p.text if from_title else p.text[len(query):].strip()  # the pseudo-query is not in the positive
         if len(query.split()) < 2 or not body:
             continue
-        if pid in {h.passage_id for h in searcher.reader.bm25.search(query, top_k)}:
+        if pid in {h.passage_id for h in reader.bm25.search(query, top_k)}:
             pairs.append(Pair(f"boot-{pid}", query, pid, body, "bootstrap"))
     return pairs
 
@@ -95,7 +95,7 @@ def clean_question(text: str) -> str:
     return _PREAMBLE.sub("", text).strip().strip("\"'").strip()
 
 
-def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, seed: int = 13,
+def synthetic_pairs(reader: IndexReader, generator, limit: int, top_k: int = 5, seed: int = 13,
                     concurrency: int = 8, max_passage_words: int = 160, progress: bool = False,
                     journal: Path | None = None) -> list[Pair]:
     """LLM augmentation: the generator writes a question for each of ``limit`` sampled passages; a
@@ -109,7 +109,7 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
 
     from rag.generators.base import GenerationParams
 
-    ids = list(searcher.reader.docstore.ids)
+    ids = list(reader.passages.ids)
     random.Random(seed).shuffle(ids)
     ids = ids[:limit]
     params = GenerationParams(temperature=0.0, max_tokens=48, repetition_penalty=1.1, stop=("\n",))
@@ -128,7 +128,7 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
         log.info("synthetic queries: %d already written, in %s", len(asked), journal)
 
     def ask(pid: str) -> tuple[str, str]:
-        p = searcher.reader.docstore.get([pid])[pid]
+        p = reader.passages.get([pid])[pid]
         text = " ".join(p.indexed_text.split()[:max_passage_words])
         msgs = [{"role": "user", "content": SYNTHETIC_PROMPT.format(passage=text)}]
         return pid, generator.generate(msgs, params).text.strip()
@@ -141,10 +141,10 @@ def synthetic_pairs(searcher: Searcher, generator, limit: int, top_k: int = 5, s
                 out.write(json.dumps({"passage_id": pid, "question": question}) + "\n")
                 out.flush()
     pairs = []
-    positives = searcher.reader.docstore.get(ids)
+    positives = reader.passages.get(ids)
     for pid in ids:
         question = clean_question(asked[pid])
-        if len(question.split()) >= 3 and pid in {h.passage_id for h in searcher.reader.bm25.search(question, top_k)}:
+        if len(question.split()) >= 3 and pid in {h.passage_id for h in reader.bm25.search(question, top_k)}:
             pairs.append(Pair(f"syn-{pid}", question, pid, positives[pid].indexed_text, "synthetic"))
     log.info("synthetic queries: kept %d of %d after the round-trip filter", len(pairs), len(ids))
     return pairs

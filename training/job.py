@@ -7,8 +7,8 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from eval.data import load_dataset
-from eval.runner import open_searcher
+from rag.datasets import load_dataset
+from indexer.datasets import dataset_index
 from rag.errors import InputError
 from rag.settings import Settings
 from rag.types import document_of
@@ -40,22 +40,25 @@ def run_training(
     needs_labels = "qrels" in sources
     ds = load_dataset(dataset, split) if needs_labels else None
     if ds is None:
-        from eval.data import Dataset
+        from rag.datasets import Dataset
 
         if not (Path(dataset) / "corpus.jsonl").is_file():
             raise InputError(f"dataset {str(dataset)!r} has no corpus.jsonl")
         ds = Dataset(Path(dataset), split, {}, {})
-    searcher = open_searcher(ds, settings)
+    from rag.factory import make_encoder, make_reader
+
+    encoder = make_encoder(settings)  # the one dataset_index builds with
+    reader = make_reader(settings.model_copy(update={"index_dir": dataset_index(ds, settings)}))
     pairs = []
     if "qrels" in sources:
-        pairs += qrels_pairs(ds, searcher)
+        pairs += qrels_pairs(ds, reader)
     if "bootstrap" in sources:
-        pairs += bootstrap_pairs(searcher, bootstrap_limit, seed=ts.seed)
+        pairs += bootstrap_pairs(reader, bootstrap_limit, seed=ts.seed)
     if "synthetic" in sources:
         from rag.factory import make_generator
 
         journal = output.parent / f".{output.name}.synthetic.jsonl"
-        pairs += synthetic_pairs(searcher, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
+        pairs += synthetic_pairs(reader, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
                                  progress=settings.progress, journal=journal)
     if "feedback" in sources:
         from rag.factory import make_store
@@ -73,7 +76,7 @@ def run_training(
     dropped = {}
     mined_file = None
     if mine_settings is not None:
-        rows, counts = mining.mine(train_pairs, searcher, known, mine_settings, settings.progress)
+        rows, counts = mining.mine(train_pairs, reader, encoder, known, mine_settings, settings.progress)
         dropped = dict(counts)
         mined_file = output.parent / f".{output.name}.hard_negatives.jsonl"
         mining.save(rows, mined_file)
@@ -84,16 +87,16 @@ def run_training(
         dev_relevant.setdefault(p.query_id, set()).add(p.positive_id)
     corpus_ids = {p.positive_id for p in dev_pairs}
     for q in dev_queries.values():
-        corpus_ids.update(h.passage_id for h in searcher.reader.bm25.search(q, ts.dev_corpus_candidates))
-    dev_corpus = {pid: p.indexed_text for pid, p in searcher.reader.docstore.get(sorted(corpus_ids)).items()}
+        corpus_ids.update(h.passage_id for h in reader.bm25.search(q, ts.dev_corpus_candidates))
+    dev_corpus = {pid: p.indexed_text for pid, p in reader.passages.get(sorted(corpus_ids)).items()}
     card = {
         "dataset": str(dataset), "split": split if needs_labels else None, "sources": list(sources),
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in sources},
         "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
         "hard_negatives": asdict(mine_settings) if mine_settings else None, "dropped_candidates": dropped,
-        "index": searcher.reader.manifest.chunking,
+        "index": reader.manifest.chunking,
     }
-    base = settings.encoder.model or str(searcher.encoder.path)
+    base = settings.encoder.model or str(encoder.path)
     files = {DEV_QRELS: dev_qrels(dev_queries, ds.qrels)} if needs_labels else None
     report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files)
     if mined_file is not None:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.search import Searcher
+from rag.encoders.base import Encoder
+from rag.reader import IndexReader
 from rag.types import document_of
 from training.data import Pair
 
@@ -50,13 +51,12 @@ def _jaccard(a: str, b: str) -> float:
     return len(x & y) / max(1, len(x | y))
 
 
-def mine(pairs: list[Pair], searcher: Searcher, known_positives: dict[str, set[str]], s: MiningSettings,
+def mine(pairs: list[Pair], reader: IndexReader, enc: Encoder, known_positives: dict[str, set[str]], s: MiningSettings,
          progress: bool = False) -> tuple[list[Triplet], Counter]:
     """Mine ``s.count`` negatives per pair; returns the triplets and counts of dropped candidates."""
     from tqdm import tqdm
 
     rng = random.Random(s.seed)
-    reader, enc = searcher.reader, searcher.encoder
     dropped: Counter = Counter()
     qvecs = enc.encode_queries([p.query for p in pairs]) if s.filter or s.dense else None
     out = []
@@ -65,11 +65,11 @@ def mine(pairs: list[Pair], searcher: Searcher, known_positives: dict[str, set[s
         cands = [h.passage_id for h in reader.bm25.search(p.query, depth)][s.skip_top:]
         if s.dense and qvecs is not None:
             _, rows = reader.dense.search(qvecs[i : i + 1], depth)
-            cands += [reader.docstore.ids[r] for r in rows[0][s.skip_top:] if r >= 0]
+            cands += [reader.passages.ids[r] for r in rows[0][s.skip_top:] if r >= 0]
         cands = list(dict.fromkeys(cands))
         rng.shuffle(cands)
-        texts = reader.docstore.get(cands)
-        pos_vec = _vector(searcher, p.positive_id) if s.filter else None
+        texts = reader.passages.get(cands)
+        pos_vec = _vector(reader, p.positive_id) if s.filter else None
         negs = []
         for cid in cands:
             if len(negs) >= s.count:
@@ -86,7 +86,7 @@ def mine(pairs: list[Pair], searcher: Searcher, known_positives: dict[str, set[s
                 if _jaccard(text, p.positive) >= s.near_duplicate:
                     dropped["near_duplicate"] += 1
                     continue
-                sim = float(qvecs[i] @ _vector(searcher, cid))
+                sim = float(qvecs[i] @ _vector(reader, cid))
                 pos_sim = float(qvecs[i] @ pos_vec)
                 if sim > s.max_ratio * pos_sim:
                     dropped["margin"] += 1
@@ -99,9 +99,9 @@ def mine(pairs: list[Pair], searcher: Searcher, known_positives: dict[str, set[s
     return out, dropped
 
 
-def _vector(searcher: Searcher, passage_id: str) -> np.ndarray:
-    """The indexed vector of a passage (flat and HNSW faiss indexes both reconstruct)."""
-    return searcher.reader.dense.index.reconstruct(searcher.reader.docstore.row_of[passage_id])
+def _vector(reader: IndexReader, passage_id: str) -> np.ndarray:
+    """The indexed vector of a passage."""
+    return reader.dense.vector(reader.passages.row_of[passage_id])
 
 
 def save(triplets: list[Triplet], path: Path) -> None:

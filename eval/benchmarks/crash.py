@@ -199,8 +199,8 @@ def _counts(index_dir: Path) -> dict:
     reader = IndexReader(index_dir)
     try:
         docs, passages = store.counts()
-        return {"sql_documents": docs, "sql_passages": passages, "passage_table": len(reader.docstore),
-                "passage_ids_unique": len(set(reader.docstore.ids)), "bm25": len(reader.bm25), "dense": len(reader.dense)}
+        return {"sql_documents": docs, "sql_passages": passages, "passage_table": len(reader.passages),
+                "passage_ids_unique": len(set(reader.passages.ids)), "bm25": len(reader.bm25), "dense": len(reader.dense)}
     finally:
         store.close()
         reader.view.close()

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.answers import contains, exact_match, load_answers, token_f1
-from eval.data import load_dataset
+from rag.datasets import load_dataset
 from eval.runner import open_searcher
 from rag.evidence import EvidenceFinder, EvidenceWeights, answer_span
 from rag.settings import load_settings

@@ -79,7 +79,7 @@ class Reader(threading.Thread):
 
         self.reader = IndexReader(index_dir)
         self.generation = self.reader.generation
-        self.vec = self.reader.dense.index.reconstruct(0).reshape(1, -1)
+        self.vec = self.reader.dense.vector(0).reshape(1, -1)
         self.ok = 0
         self.failed: list[str] = []
         self.stop = threading.Event()
@@ -89,7 +89,7 @@ class Reader(threading.Thread):
             try:
                 hits = self.reader.bm25.search("cerebral white matter diffusion", 10)
                 _, rows = self.reader.dense.search(self.vec, 10)
-                got = self.reader.docstore.get([h.passage_id for h in hits] + [self.reader.docstore.ids[r] for r in rows[0]])
+                got = self.reader.passages.get([h.passage_id for h in hits] + [self.reader.passages.ids[r] for r in rows[0]])
                 assert hits and len(got) >= len(hits)
                 self.ok += 1
             except Exception as exc:  # noqa: BLE001 - we count every failure

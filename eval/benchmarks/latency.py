@@ -18,7 +18,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from eval.data import load_dataset
+from rag.datasets import load_dataset
 from eval.runner import open_searcher
 from rag.settings import load_settings
 
@@ -55,7 +55,7 @@ def main() -> None:
     searcher = open_searcher(ds, settings)
     queries = list(ds.queries.values())
     warm = (queries * (1 + args.warmup // len(queries)))[: args.warmup]
-    out = {"dataset": ds.name, "split": args.split, "queries": len(queries), "passages": len(searcher.reader.docstore),
+    out = {"dataset": ds.name, "split": args.split, "queries": len(queries), "passages": len(searcher.reader.passages),
            "fusion": searcher.retrieval.model_dump(mode="json"), "max_k": searcher.truncation.max_k}
     out["exact"] = measure(searcher, warm, queries)
     flat = searcher.reader.dense.index

@@ -1,5 +1,7 @@
-"""Dense retrieval over faiss: exact inner product for small indexes, HNSW from a size threshold."""
+"""Dense retrieval: one contract (rag.dense.base.DenseIndex); faiss behind it, exact inner product
+for small indexes, HNSW from a size threshold."""
 
-from rag.dense.faiss_index import DenseIndex, build_dense
+from rag.dense.base import DenseIndex, open_dense
+from rag.dense.faiss_index import build_dense
 
-__all__ = ["DenseIndex", "build_dense"]
+__all__ = ["DenseIndex", "build_dense", "open_dense"]

@@ -41,7 +41,9 @@ def build_dense(
     return kind
 
 
-class DenseIndex:
+class FaissIndex:
+    """:class:`rag.dense.base.DenseIndex` over a faiss index file."""
+
     def __init__(self, index_dir: Path, ef_search: int = 128, threads: int | None = 1) -> None:
         if threads:
             faiss.omp_set_num_threads(threads)
@@ -52,6 +54,13 @@ class DenseIndex:
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.d)
+
+    def vector(self, row: int) -> np.ndarray:
+        return self.index.reconstruct(int(row))
 
     def search(self, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (n_queries, k'), k' = min(k, searchable vectors); ``rows`` restricts the

@@ -12,6 +12,6 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
 async def feedback(req: FeedbackRequest, store: StoreDep, searcher: SearcherDep) -> FeedbackResponse:
     """Record that a passage was clicked, useful or not useful for a query; `rag train --sources
     feedback` turns the positive signals into training pairs."""
-    if not searcher.reader.docstore.get([req.passage_id]):
+    if not searcher.reader.passages.get([req.passage_id]):
         raise InputError(f"passage_id {req.passage_id!r} is not in the index")
     return FeedbackResponse(id=await run_in_threadpool(store.add_feedback, req.query, req.passage_id, req.signal))

@@ -36,7 +36,7 @@ def _readiness(state) -> JSONResponse:
     try:
         s = state.searcher.get()
         _verify(state, s.reader.gen_dir)
-        body |= {"generation": s.reader.generation, "passages": len(s.reader.docstore)}
+        body |= {"generation": s.reader.generation, "passages": len(s.reader.passages)}
         if s.reader.refresh_error:
             body["warning"] = f"a newer generation could not be opened: {s.reader.refresh_error}"
     except Exception as exc:  # noqa: BLE001

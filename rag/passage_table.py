@@ -23,7 +23,7 @@ _COLUMNS = "id, document_id, ordinal, title, text, source, metadata, token_count
 COLUMN_FILTERS = {"source": "source", "document_id": "document_id"}
 
 
-def write_docstore(passages: Iterable[Passage], out_dir: Path) -> int:
+def write_passage_table(passages: Iterable[Passage], out_dir: Path) -> int:
     """Write passages in the given order; row numbers (0-based) are the dense index's positions."""
     out_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(out_dir / FILE)
@@ -45,7 +45,7 @@ def write_docstore(passages: Iterable[Passage], out_dir: Path) -> int:
         conn.close()
 
 
-class DocStore:
+class PassageTable:
     def __init__(self, gen_dir: Path) -> None:
         path = (Path(gen_dir) / FILE).resolve()
         if not path.is_file():
