@@ -10,10 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-
 from rag.errors import InputError
-from rag.store.models import ApiKeyRow, utcnow
 from rag.store.sql import DocumentStore
 from rag.types import Scope
 
@@ -32,8 +29,7 @@ def _hash(secret: str) -> str:
 def create_key(store: DocumentStore, scope: Scope, name: str = "") -> tuple[ApiKey, str]:
     """A new key; the returned token is shown once and never stored."""
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    with store.session() as s, s.begin():
-        s.add(ApiKeyRow(id=key_id, name=name, key_hash=_hash(secret), scope=Scope(scope).value, created_at=utcnow()))
+    store.keys.add(key_id, name, _hash(secret), Scope(scope).value)
     return ApiKey(key_id, name, Scope(scope)), f"rag_{key_id}_{secret}"
 
 
@@ -41,23 +37,20 @@ def verify(store: DocumentStore, token: str) -> ApiKey | None:
     parts = token.split("_", 2)
     if len(parts) != 3 or parts[0] != "rag":
         return None
-    with store.session() as s:
-        row = s.get(ApiKeyRow, parts[1])
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, _hash(parts[2])):
+    row = store.keys.get(parts[1])
+    if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _hash(parts[2])):
         return None
     return ApiKey(row.id, row.name, Scope(row.scope))
 
 
 def list_keys(store: DocumentStore) -> list[dict]:
-    with store.session() as s:
-        return [{"id": r.id, "name": r.name, "scope": r.scope, "created_at": r.created_at.isoformat(),
-                 "revoked": r.revoked_at is not None} for r in s.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))]
+    return [{"id": r.id, "name": r.name, "scope": r.scope, "created_at": r.created_at.isoformat(), "revoked": r.revoked}
+            for r in store.keys.all()]
 
 
 def revoke(store: DocumentStore, key_id: str) -> None:
-    with store.session() as s, s.begin():
-        if s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(revoked_at=utcnow())).rowcount == 0:
-            raise InputError(f"no API key with id {key_id!r}")
+    if not store.keys.revoke(key_id):
+        raise InputError(f"no API key with id {key_id!r}")
 
 
 class RateLimiter:

@@ -24,18 +24,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-
 from indexer.job import JobInterrupted
 from indexer.sources import RecordsSource
-from rag.errors import IndexLockedError, JobQueueFullError
+from rag.errors import IndexLockedError
 from rag.settings import Settings
-from rag.store.models import JobRow, utcnow
+from rag.store.jobs import ACTIVE
 from rag.types import SourceDocument
 
 log = logging.getLogger(__name__)
 API_SOURCE = "api"
-ACTIVE = ("queued", "running")
 
 
 def _start_time(pid: int) -> str:
@@ -91,20 +88,9 @@ class JobRunner:
         limits = self.settings.limits
         job_id = uuid.uuid4().hex
         payload = {"documents": [asdict(d) for d in docs or []], "delete": list(delete or [])}
-        with self._lock, self._store.get().session() as s, s.begin():
-            active = s.scalar(select(func.count()).select_from(JobRow).where(JobRow.status.in_(ACTIVE))) or 0
-            if active >= limits.max_queued_jobs:
-                raise JobQueueFullError(f"{active} indexing jobs are queued or running (the limit); retry later")
-            if key_id is not None:
-                mine = s.scalar(select(func.count()).select_from(JobRow)
-                                .where(JobRow.status.in_(ACTIVE), JobRow.key_id == key_id)) or 0
-                if mine >= limits.max_queued_jobs_per_key:
-                    raise JobQueueFullError(f"key {key_id} has {mine} indexing jobs queued or running (the limit "
-                                            "per key); wait for one to finish")
-            now = utcnow()
-            s.add(JobRow(id=job_id, kind=kind, status="queued", submitted=len(docs or delete or []),
-                         summary={"stage": "queued"}, payload=payload, key_id=key_id, owner=OWNER,
-                         created_at=now, updated_at=now))
+        with self._lock:
+            self._store.get().jobs.add(job_id, kind, len(docs or delete or []), payload, key_id, OWNER,
+                                       limits.max_queued_jobs, limits.max_queued_jobs_per_key)
         self._enqueue(job_id)
         return job_id
 
@@ -119,18 +105,12 @@ class JobRunner:
     def recover(self) -> list[str]:
         """Take over the jobs that a process which is gone left queued or running, and run them again.
         Returns their ids. Called once at start-up."""
-        with self._store.get().session() as s:
-            rows = s.execute(select(JobRow.id, JobRow.owner, JobRow.payload)
-                             .where(JobRow.status.in_(ACTIVE)).order_by(JobRow.created_at)).all()
+        jobs = self._store.get().jobs
         resumed = []
-        for row in rows:
+        for row in jobs.active():
             if owner_alive(row.owner):
                 continue
-            same_owner = JobRow.owner.is_(None) if row.owner is None else JobRow.owner == row.owner
-            with self._store.get().session() as s, s.begin():  # a claim: of several starting processes, one wins
-                claimed = s.execute(update(JobRow).where(JobRow.id == row.id, JobRow.status.in_(ACTIVE), same_owner)
-                                    .values(owner=OWNER, updated_at=utcnow())).rowcount
-            if not claimed:
+            if not jobs.claim(row.id, row.owner, OWNER):
                 continue  # another process took it first
             if row.payload is None:
                 self._finish(row.id, "failed", error="interrupted by a restart, and its request was not stored; submit it again")
@@ -154,18 +134,15 @@ class JobRunner:
     # -- status --------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> dict[str, Any] | None:
-        with self._store.get().session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None:
-                return None
-            out = {"id": row.id, "kind": row.kind, "status": row.status, "submitted": row.submitted,
-                   "progress": row.summary or {}, "error": row.error,
-                   "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+        row = self._store.get().jobs.get(job_id)
+        if row is None:
+            return None
+        out = {"id": row.id, "kind": row.kind, "status": row.status, "submitted": row.submitted, "progress": row.summary,
+               "error": row.error, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
         return out | self._unrecorded.get(job_id, {})
 
     def _update(self, job_id: str, **values) -> None:
-        with self._store.get().session() as s, s.begin():
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(updated_at=utcnow(), **values))
+        self._store.get().jobs.update(job_id, **values)
 
     def _finish(self, job_id: str, status: str, summary: dict | None = None, error: str | None = None) -> None:
         """Record the outcome, retrying a store that cannot write (a full disk) a few times; if it
@@ -202,12 +179,11 @@ class JobRunner:
     def _run(self, job_id: str) -> None:
         from indexer.job import make_index_job
 
-        with self._store.get().session() as s:
-            row = s.get(JobRow, job_id)
-            if row is None or row.status not in ACTIVE or row.payload is None:
-                return
-            docs = [SourceDocument(**d) for d in row.payload.get("documents", [])]
-            delete = list(row.payload.get("delete", []))
+        row = self._store.get().jobs.get(job_id)
+        if row is None or row.status not in ACTIVE or row.payload is None:
+            return
+        docs = [SourceDocument(**d) for d in row.payload.get("documents", [])]
+        delete = list(row.payload.get("delete", []))
         job = make_index_job(self.settings.model_copy(update={"progress": False}), encoder=self._encoder_factory(),
                              store=self._store.get())
         job.commit_every = 64

@@ -25,7 +25,6 @@ from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import BM25Backend, Settings
-from rag.store.models import JobRow, utcnow
 from rag.store.sql import DocumentStore
 from service import create_app
 from tests.conftest import SAMPLE, make_job, running_server, write_jsonl
@@ -205,10 +204,8 @@ def _orphan(d: Path, job_id: str, status: str, payload: dict | None, owner: str 
     import socket
 
     store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
-    with store.session() as s, s.begin():
-        now = utcnow()
-        s.add(JobRow(id=job_id, kind="upsert", status=status, submitted=1, summary={"stage": "encode"}, payload=payload,
-                     owner=owner.replace("elsewhere-gone", socket.gethostname()), created_at=now, updated_at=now))
+    store.jobs.add(job_id, "upsert", 1, payload or {}, None, owner.replace("elsewhere-gone", socket.gethostname()), 99, 99)
+    store.jobs.update(job_id, status=status, summary={"stage": "encode"}, payload=payload)
     store.close()
 
 

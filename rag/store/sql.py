@@ -1,4 +1,5 @@
-"""DocumentStore: the system of record for documents, passages and cached passage vectors."""
+"""DocumentStore: the system of record for documents, passages and cached passage vectors, and (through
+``keys`` and ``jobs``) API keys and indexing jobs. Every SQL session the project opens is opened in rag.store."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError, 
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import ConfigError, IndexUnavailableError
+from rag.store.jobs import JobTable
+from rag.store.keys import KeyTable
 from rag.store.models import DocumentRow, FeedbackRow, PassageRow, utcnow
 from rag.types import Chunk, SourceDocument, passage_id
 
@@ -71,6 +74,8 @@ class DocumentStore:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "checkout", _SQLiteConnector.retire_fallback)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.keys = KeyTable(self._session)  # API keys
+        self.jobs = JobTable(self._session)  # indexing jobs submitted through the API
         if migrate:
             self.migrate()
 
