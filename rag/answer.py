@@ -13,10 +13,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.citations import Citation, citations
-from rag.evidence import NOT_FOUND, Evidence, EvidenceFinder, extractive_answer, grounded_span
-from rag.generators.base import GenerationParams, Generator
-from rag.generators.errors import GeneratorError, GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
 from rag.errors import InputError
+from rag.evidence import (
+    NOT_FOUND,
+    Evidence,
+    EvidenceFinder,
+    extractive_answer,
+    grounded_span,
+)
+from rag.generators.base import GenerationParams, Generator
+from rag.generators.errors import GeneratorError
 from rag.prompts import Context, PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
 from rag.types import AnswerMode, Passage
@@ -44,16 +50,6 @@ class AnswerResult:
     #: part of the sentence), and the generator's own words, if it ran
     answer_evidence: Evidence | None = None
     generated: str | None = None
-
-
-def error_kind(exc: GeneratorError) -> str:
-    if isinstance(exc, GeneratorTimeout):
-        return "timeout"
-    if isinstance(exc, GeneratorOutOfMemory):
-        return "out_of_memory"
-    if isinstance(exc, GeneratorUnavailable):
-        return "unavailable"
-    return "failed"
 
 
 class Answerer:
@@ -147,7 +143,7 @@ class Answerer:
                                              replace(e, span_start=e.start + span[0], span_end=e.start + span[1]), t0, timings)
                 return
         except GeneratorError as exc:
-            result.error, result.error_kind = str(exc), error_kind(exc)
+            result.error, result.error_kind = str(exc), exc.kind
         timings["total"] = (time.perf_counter() - t0) * 1000
         result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
         yield "result", result

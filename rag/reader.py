@@ -10,9 +10,9 @@ from pathlib import Path
 from rag import generations as gens
 from rag.bm25 import BM25Retriever, open_bm25
 from rag.dense import DenseIndex, open_dense
-from rag.passage_table import PassageTable
 from rag.errors import IndexUnavailableError
 from rag.manifest import Manifest
+from rag.passage_table import PassageTable
 
 log = logging.getLogger(__name__)
 

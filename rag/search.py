@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from rag.bm25 import BM25Retriever
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError, InputError
 from rag.fusion import FusionMethod, convex, fold_documents, rrf
-from rag.bm25 import BM25Retriever
 from rag.reader import GenerationView, IndexReader
 from rag.settings import Mode, RetrievalSettings, TruncationSettings
 from rag.timing import Timer

@@ -6,32 +6,22 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.errors import ConfigError, IndexNotFoundError, IndexUnavailableError, InputError, JobQueueFullError, RagError
-from rag.settings import Settings, load_settings
-from rag.answer import error_kind
-from rag.generators.errors import GeneratorError
 from rag.auth import RateLimiter
+from rag.settings import Settings, load_settings
+from service import errors
 from service.deps import Lazy, ReadKey, TTLCache, WriteKey
+from service.jobs import JobRunner
 from service.metrics import Metrics
 from service.middleware import LimitsAndMetrics
-from service.jobs import JobRunner
 from service.routes import answer, documents, feedback, health, openai, search
-from service.routes.answer import STATUS
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-
-
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
 
 
 def create_app(settings: Settings | None = None, searcher_factory=None, generator_factory=None,
@@ -82,74 +72,8 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
 
     app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)
 
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
-        if isinstance(exc.detail, dict) and "field" in exc.detail:  # a route's own validation: shaped like pydantic's
-            return _validation_error([exc.detail])
-        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed", 429: "rate_limited"}
-        r = _error(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail))
-        r.headers.update(exc.headers or {})
-        return r
-
-    @app.exception_handler(JobQueueFullError)
-    async def _queue_full(_: Request, exc: JobQueueFullError):
-        r = _error(429, "queue_full", str(exc))
-        r.headers["Retry-After"] = str(exc.retry_after_s)
-        return r
-
-    @app.exception_handler(IndexUnavailableError)
-    async def _unavailable(_: Request, exc: IndexUnavailableError):
-        log.error("index unavailable: %s", exc)
-        return _error(503, "index_unavailable", str(exc))
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _store_down(_: Request, exc: SQLAlchemyError):
-        log.error("database error: %s", exc)
-        return _error(503, "store_unavailable", f"the database cannot be used: {getattr(exc, 'orig', None) or exc}")
-
-    @app.exception_handler(GeneratorError)
-    async def _generator(_: Request, exc: GeneratorError):
-        kind = error_kind(exc)
-        return _error(STATUS[kind], f"generator_{kind}", str(exc))
-
-    @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError):
-        return _error(400, "invalid_input", str(exc))
-
-    @app.exception_handler(IndexNotFoundError)
-    async def _no_index(_: Request, exc: IndexNotFoundError):
-        return _error(503, "index_unavailable", str(exc))
-
-    @app.exception_handler(ConfigError)
-    async def _config(_: Request, exc: ConfigError):
-        log.error("configuration error: %s", exc)
-        return _error(503, "misconfigured", str(exc))
-
-    @app.exception_handler(RagError)
-    async def _rag(_: Request, exc: RagError):
-        log.exception("request failed")
-        return _error(500, "internal", "the request failed; see the server log")
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError):
-        return _validation_error([{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
-                                  for e in exc.errors()])
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
-        log.exception("unexpected error")
-        return _error(500, "internal", "internal error; see the server log")
-
+    errors.install(app)
     return app
-
-
-def _validation_error(errs: list[dict]) -> JSONResponse:
-    # field names and messages may hold what the client sent: escape what UTF-8 cannot carry (a lone surrogate)
-    errs = [{k: str(e[k]).encode("utf-8", "backslashreplace").decode() for k in ("field", "message")} for e in errs]
-    return JSONResponse({"error": {"type": "validation", "message": "; ".join(f"{e['field']}: {e['message']}" for e in errs),
-                                   "fields": errs}}, status_code=422)
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     """Start-up: migrate the store (once, here, not inside a request), then resume the indexing jobs

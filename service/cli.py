@@ -15,9 +15,9 @@ import typer
 from pydantic import ValidationError
 
 from rag.errors import ConfigError, InputError, RagError
+from rag.evidence import NOT_FOUND
 from rag.serialize import answer_result_dict, search_result_dict
 from rag.settings import BM25Backend, Mode, Settings, load_settings
-from rag.evidence import NOT_FOUND
 from rag.types import AnswerMode, Scope
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -72,8 +72,8 @@ def index(
 
     Without SOURCE, re-encodes what the store holds (e.g. with a new --model) and publishes it.
     """
-    from indexer.sources import open_source
     from indexer.job import make_index_job
+    from indexer.sources import open_source
 
     settings = _settings({
         "index_dir": index_dir, "database_url": database_url, "progress": False if no_progress else None,

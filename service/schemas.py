@@ -8,7 +8,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rag.settings import Mode
 from rag.types import AnswerMode
-from rag.validation import filters_problem, id_problem, metadata_problem, unicode_problem
+from rag.validation import (
+    filters_problem,
+    id_problem,
+    metadata_problem,
+    unicode_problem,
+)
 
 
 def _check(problem) -> Any:

@@ -67,9 +67,7 @@ def _load_docids(index_dir: Path, reader) -> list[str]:
 
 def _open_reader(index_dir: Path):
     start_jvm()
-    from jnius import autoclass
-
-    from jnius import cast
+    from jnius import autoclass, cast
 
     path = autoclass("java.io.File")(str(index_dir)).toPath()
     reader = autoclass("org.apache.lucene.index.DirectoryReader").open(autoclass("org.apache.lucene.store.FSDirectory").open(path))

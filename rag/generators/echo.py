@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 import time
 
-from rag.generators.base import Generation, GenerationParams, Generator, Messages, TokenStream, apply_stop
+from rag.generators.base import (
+    Generation,
+    GenerationParams,
+    Generator,
+    Messages,
+    TokenStream,
+    apply_stop,
+)
 
 
 class EchoGenerator(Generator):

@@ -1,4 +1,5 @@
-"""Generator failures; the service maps them to 503 (unavailable, out of memory) and 504 (timeout)."""
+"""Generator failures; ``kind`` is what an answer reports as its ``error.kind`` (the service maps
+unavailable and out of memory to 503, timeout to 504, the rest to 502)."""
 
 from rag.errors import RagError
 
@@ -6,14 +7,22 @@ from rag.errors import RagError
 class GeneratorError(RagError):
     """Generation failed."""
 
+    kind = "failed"
+
 
 class GeneratorUnavailable(GeneratorError):
     """The generator cannot be reached or is not loaded."""
+
+    kind = "unavailable"
 
 
 class GeneratorTimeout(GeneratorError):
     """The generator did not answer in time."""
 
+    kind = "timeout"
+
 
 class GeneratorOutOfMemory(GeneratorError):
     """The generator ran out of (GPU) memory."""
+
+    kind = "out_of_memory"

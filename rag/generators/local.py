@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import ConfigError
-from rag.generators.base import Generation, GenerationParams, Generator, Messages, TokenStream, apply_stop
+from rag.generators.base import (
+    Generation,
+    GenerationParams,
+    Generator,
+    Messages,
+    TokenStream,
+    apply_stop,
+)
 from rag.generators.errors import GeneratorError, GeneratorOutOfMemory
 
 log = logging.getLogger(__name__)

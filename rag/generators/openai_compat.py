@@ -9,7 +9,14 @@ import time
 
 import httpx
 
-from rag.generators.base import Generation, GenerationParams, Generator, Messages, TokenStream, apply_stop
+from rag.generators.base import (
+    Generation,
+    GenerationParams,
+    Generator,
+    Messages,
+    TokenStream,
+    apply_stop,
+)
 from rag.generators.errors import GeneratorError, GeneratorTimeout, GeneratorUnavailable
 
 log = logging.getLogger(__name__)

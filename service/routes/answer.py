@@ -13,10 +13,10 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from rag.answer import params_from
 from rag.serialize import answer_result_dict, extractive_dict
 from service.deps import AnswererDep, SettingsDep
+from service.errors import GENERATOR_STATUS
 from service.schemas import AnswerRequest, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["answer"])
-STATUS = {"timeout": 504, "unavailable": 503, "out_of_memory": 503, "failed": 502}
 
 
 def _sse(event: str, data: Any) -> str:
@@ -47,7 +47,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
         result = await run_in_threadpool(answerer.answer, req.question, **kw)
         observe(result)
         body = answer_result_dict(result)
-        return JSONResponse(body, status_code=STATUS[result.error_kind] if result.error else 200)
+        return JSONResponse(body, status_code=GENERATOR_STATUS[result.error_kind] if result.error else 200)
 
     # validate and search before the stream starts, so bad input still gets a 4xx status
     events = answerer.stream(req.question, **kw)
