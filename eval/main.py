@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 
 from eval import report as reports
-from rag.datasets import load_dataset
 from eval.metrics import evaluate
 from eval.runner import open_searcher, run_retriever
 from eval.tune import refuse_test_split, tune, write_tuned
+from rag.datasets import load_dataset
 from rag.errors import InputError
 from rag.settings import Mode, Settings
 from rag.types import AnswerMode

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from rag.datasets import Dataset
 from eval.metrics import Run
 from indexer.datasets import dataset_index
+from rag.datasets import Dataset
 from rag.factory import make_encoder, make_searcher
 from rag.search import Candidates, Searcher
-from rag.timing import Timer
 from rag.settings import Mode, RetrievalSettings, Settings
+from rag.timing import Timer
 from rag.types import document_of
 
 log = logging.getLogger(__name__)

@@ -11,14 +11,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from rag.datasets import Dataset
 from eval.metrics import evaluate
 from eval.runner import candidate_depth, doc_run
+from rag.datasets import Dataset
 from rag.errors import InputError
 from rag.fusion import FusionMethod, Normalization
 from rag.search import Candidates, Searcher
-from rag.timing import Timer
 from rag.settings import Mode
+from rag.timing import Timer
 
 log = logging.getLogger(__name__)
 WEIGHTS = [round(0.05 * i, 2) for i in range(1, 20)]

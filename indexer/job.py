@@ -27,11 +27,11 @@ from rag import generations as gens
 from rag.bm25 import build_bm25, open_bm25
 from rag.chunking import Chunker, text_hash
 from rag.dense import build_dense, open_dense
-from rag.passage_table import PassageTable, write_passage_table
 from rag.encoders.base import Encoder
-from rag.factory import make_chunker, make_encoder, make_store
 from rag.errors import IndexValidationError, InputError, RagError
+from rag.factory import make_chunker, make_encoder, make_store
 from rag.manifest import Counts, DenseInfo, EncoderInfo, Manifest
+from rag.passage_table import PassageTable, write_passage_table
 from rag.settings import BM25Backend, Settings
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer

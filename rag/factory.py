@@ -7,7 +7,8 @@ import logging
 from functools import lru_cache
 
 from rag.chunking import Chunker
-from rag.encoders.base import Encoder
+from rag.encoders.base import Encoder, EncoderSpec
+from rag.generators.base import GeneratorSpec
 from rag.manifest import Manifest
 from rag.settings import Settings
 from rag.store.sql import DocumentStore
@@ -21,14 +22,15 @@ def make_encoder(settings: Settings) -> Encoder:
 
 
 @lru_cache(maxsize=4)
-def _encoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_threads) -> Encoder:
-    """Models load once per process and configuration."""
+def _encoder(spec: EncoderSpec) -> Encoder:
+    """Models load once per process and spec."""
     from rag.encoders.sentence import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(model, query_prefix, passage_prefix, device, max_seq_length, torch_threads)
+    return SentenceTransformerEncoder(spec.model, spec.query_prefix, spec.passage_prefix, spec.device,
+                                      spec.max_seq_length, spec.torch_threads)
 
 
-#: private instances (a background job's, so searches never wait behind its batches), also loaded once
+# the service's own copy for indexing jobs: the shared one stays with searches
 _private_encoder = lru_cache(maxsize=2)(_encoder.__wrapped__)
 
 
@@ -62,31 +64,28 @@ def index_encoder(settings: Settings, manifest: Manifest | None, shared: bool = 
     name one explicitly; the configured encoder when there is no index yet."""
     e = settings.encoder
     built = manifest.encoder if manifest else None
-    args = (e.model or (built and built.model), e.query_prefix or (built.query_prefix if built else ""),
-            e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, e.torch_threads)
-    return (_encoder if shared else _private_encoder)(*args)
+    spec = EncoderSpec(e.model or (built.model if built else None), e.query_prefix or (built.query_prefix if built else ""),
+                       e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, e.torch_threads)
+    return (_encoder if shared else _private_encoder)(spec)
 
 
 def make_generator(settings: Settings):
-    g = settings.generator
-    return _generator(g.backend.value, g.model, g.base_url, g.api_key, g.tokenizer, g.device, g.torch_threads,
-                      g.max_batch, g.max_wait_ms, g.static_cache, str(g.cache_dir), g.timeout_s, g.retries)
+    return _generator(settings.generator.spec())
 
 
 @lru_cache(maxsize=2)
-def _generator(backend, model, base_url, api_key, tokenizer, device, torch_threads, max_batch, max_wait_ms,
-               static_cache, cache_dir, timeout_s, retries):
-    """One generator per process and configuration (the model loads lazily, once); closed at exit."""
-    from pathlib import Path
-
-    if backend == "openai":
+def _generator(spec: GeneratorSpec):
+    """One generator per process and spec (the model loads lazily, once); closed at exit."""
+    if spec.backend == "openai":
         from rag.generators.openai_compat import OpenAIGenerator
 
-        gen = OpenAIGenerator(base_url, model or "default", api_key, timeout_s, retries=retries, tokenizer=tokenizer)
+        gen = OpenAIGenerator(spec.base_url, spec.model or "default", spec.api_key, spec.timeout_s, retries=spec.retries,
+                              tokenizer=spec.tokenizer)
     else:
         from rag.generators.local import LocalGenerator
 
-        gen = LocalGenerator(model, device, max_batch, max_wait_ms, static_cache, Path(cache_dir), torch_threads)
+        gen = LocalGenerator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.static_cache, spec.cache_dir,
+                             spec.torch_threads)
     if not _open_generators:
         atexit.register(close_generators)  # before the interpreter tears down: workers must not be mid-torch then
     _open_generators.append(gen)

@@ -7,16 +7,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from rag.bm25 import BM25Retriever
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError, InputError
-from rag.fusion import FusionMethod, convex, fold_documents, rrf
+from rag.fusion import FusionMethod, Normalization, convex, fold_documents, rrf
 from rag.reader import GenerationView, IndexReader
-from rag.settings import Mode, RetrievalSettings, TruncationSettings
 from rag.timing import Timer
-from rag.truncation import Truncation, truncate
-from rag.types import Passage, ScoredId, document_of
+from rag.truncation import Truncation, TruncationSettings, truncate
+from rag.types import Mode, Passage, ScoredId, document_of
+
+
+class RetrievalSettings(BaseModel):
+    """How the searcher retrieves and fuses (frozen: one value per configuration)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode = Mode.hybrid
+    depth_bm25: int = Field(100, ge=1, le=10_000, description="BM25 candidates before fusion")
+    depth_dense: int = Field(100, ge=1, le=10_000, description="dense candidates before fusion")
+    fusion: FusionMethod = FusionMethod.convex
+    normalization: Normalization = Normalization.zscore
+    weight: float = Field(0.6, ge=0, le=1, description="convex: weight of the dense scores")
+    rrf_k: float = Field(60.0, gt=0)
+    fold_documents: bool = Field(False, description="one hit per document (its best passage)")
 
 
 @dataclass(frozen=True)

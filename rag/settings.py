@@ -1,7 +1,9 @@
 """One pydantic-settings tree. Precedence: CLI flag > environment (RAG_, nested with __) > .env > default.
 
-Components never read settings themselves: they take plain constructor arguments, and the factories
-in :mod:`rag.factory` translate settings into components.
+Settings flow down only: no component imports this module. A component takes plain constructor
+arguments or its own frozen settings model, defined beside it (``RetrievalSettings`` in rag.search,
+``TruncationSettings`` in rag.truncation, the enums beside what they choose); this tree composes
+them, and the factories in :mod:`rag.factory` turn it into components.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from rag.fusion import FusionMethod, Normalization
-from rag.generators.local import DEFAULT_CACHE
+from rag.bm25.base import BM25Backend
+from rag.generators.base import DEFAULT_CACHE, GeneratorSpec
 from rag.prompts import PassageOrder
-from rag.types import AnswerMode
+from rag.search import RetrievalSettings
+from rag.truncation import TruncationSettings
+from rag.types import AnswerMode, Mode
 
-
-class BM25Backend(str, Enum):
-    lucene = "lucene"
-    rank_bm25 = "rank_bm25"
+__all__ = ["BM25Backend", "Mode", "RetrievalSettings", "Settings", "TruncationSettings", "load_settings"]
 
 
 class ChunkingSettings(BaseModel):
@@ -66,30 +67,6 @@ class DenseSettings(BaseModel):
     faiss_threads: int | None = Field(1, ge=1)
 
 
-class Mode(str, Enum):
-    bm25 = "bm25"
-    dense = "dense"
-    hybrid = "hybrid"
-
-
-class RetrievalSettings(BaseModel):
-    mode: Mode = Mode.hybrid
-    depth_bm25: int = Field(100, ge=1, le=10_000, description="BM25 candidates before fusion")
-    depth_dense: int = Field(100, ge=1, le=10_000, description="dense candidates before fusion")
-    fusion: FusionMethod = FusionMethod.convex
-    normalization: Normalization = Normalization.zscore
-    weight: float = Field(0.6, ge=0, le=1, description="convex: weight of the dense scores")
-    rrf_k: float = Field(60.0, gt=0)
-    fold_documents: bool = Field(False, description="one hit per document (its best passage)")
-
-
-class TruncationSettings(BaseModel):
-    max_k: int = Field(10, ge=1, le=1000)
-    min_score: float | None = Field(None, description="lowest fused score kept (scale depends on fusion)")
-    score_gap: float | None = Field(None, gt=0, le=1, description="cut at a drop larger than this share of the score range")
-    token_budget: int | None = Field(None, ge=1, description="most passage tokens kept")
-
-
 class GeneratorBackend(str, Enum):
     local = "local"
     openai = "openai"
@@ -114,6 +91,12 @@ class GeneratorSettings(BaseModel):
     max_tokens: int = Field(256, ge=1, le=4096)
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
     stop: list[str] = Field(default_factory=list)
+
+    def spec(self) -> GeneratorSpec:
+        """What the generator is made from (decoding parameters go with each request)."""
+        return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
+                             self.torch_threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
+                             self.timeout_s, self.retries)
 
 
 class EvidenceSettings(BaseModel):

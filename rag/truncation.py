@@ -11,6 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TruncationSettings(BaseModel):
+    """Which ranked passages are kept (frozen: one value per configuration)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_k: int = Field(10, ge=1, le=1000)
+    min_score: float | None = Field(None, description="lowest fused score kept (scale depends on fusion)")
+    score_gap: float | None = Field(None, gt=0, le=1, description="cut at a drop larger than this share of the score range")
+    token_budget: int | None = Field(None, ge=1, description="most passage tokens kept")
+
+
 T = TypeVar("T")
 
 

@@ -23,6 +23,12 @@ def document_of(passage_id: str) -> str:
     return passage_id.rsplit("#", 1)[0]
 
 
+class Mode(str, Enum):
+    bm25 = "bm25"
+    dense = "dense"
+    hybrid = "hybrid"
+
+
 class Scope(str, Enum):
     """An API key's scope; ordered: read < write < admin."""
 

@@ -5,7 +5,11 @@ from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
 from rag.generators.base import GenerationParams, Generator
 from rag.generators.echo import EchoGenerator
-from rag.generators.errors import GeneratorOutOfMemory, GeneratorTimeout, GeneratorUnavailable
+from rag.generators.errors import (
+    GeneratorOutOfMemory,
+    GeneratorTimeout,
+    GeneratorUnavailable,
+)
 from rag.reader import IndexReader
 from rag.search import Searcher
 from tests.conftest import SAMPLE, make_job

@@ -1,4 +1,4 @@
-from rag.citations import cited_numbers, citations
+from rag.citations import citations, cited_numbers
 from rag.types import Passage
 
 PS = [Passage("a#0", "a", 0, "Basil", "Basil blackens below 10 degrees Celsius."),

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from rag.datasets import load_dataset
 from eval.main import parse_retrievers
 from eval.metrics import evaluate
 from eval.tune import refuse_test_split
+from rag.datasets import load_dataset
 from rag.errors import InputError
 from tests.conftest import SAMPLE
 

@@ -9,7 +9,15 @@ from fastapi.testclient import TestClient
 from indexer.sources import open_source
 from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
-from rag.evidence import NOT_FOUND, EvidenceFinder, EvidenceWeights, answer_span, extractive_answer, grounded_span, sentence_spans
+from rag.evidence import (
+    NOT_FOUND,
+    EvidenceFinder,
+    EvidenceWeights,
+    answer_span,
+    extractive_answer,
+    grounded_span,
+    sentence_spans,
+)
 from rag.generators.base import Generator
 from rag.generators.echo import EchoGenerator
 from rag.reader import IndexReader

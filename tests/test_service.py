@@ -1,7 +1,7 @@
-import time
 import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest

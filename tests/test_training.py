@@ -9,9 +9,9 @@ from rag.encoders.hashing import HashEncoder
 from rag.generators.base import Generation, Generator, TokenStream
 from rag.reader import IndexReader
 from rag.search import Searcher
+from tests.conftest import SAMPLE, make_job
 from training.data import bootstrap_pairs, split_dev
 from training.mining import MiningSettings, mine
-from tests.conftest import SAMPLE, make_job
 
 RAG = [sys.executable, "-m", "service"]
 

@@ -15,7 +15,6 @@ from service import create_app
 from service.screenshot import CHROMIUM, FLAGS
 from tests.conftest import SAMPLE, make_job, running_server
 
-
 pytestmark = pytest.mark.browser
 
 

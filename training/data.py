@@ -13,7 +13,6 @@ from pathlib import Path
 from rag.datasets import Dataset
 from rag.errors import InputError
 from rag.reader import IndexReader
-
 from rag.types import document_of, indexed_text
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,19 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from rag.datasets import load_dataset
 from indexer.datasets import dataset_index
+from rag.datasets import load_dataset
 from rag.errors import InputError
 from rag.settings import Settings
 from rag.types import document_of
 from training import mining
-from training.data import bootstrap_pairs, feedback_pairs, qrels_pairs, split_dev, synthetic_pairs
+from training.data import (
+    bootstrap_pairs,
+    feedback_pairs,
+    qrels_pairs,
+    split_dev,
+    synthetic_pairs,
+)
 from training.trainer import TrainReport, TrainSettings, check_output, train
 
 log = logging.getLogger(__name__)

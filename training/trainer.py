@@ -76,11 +76,18 @@ def train(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from datasets import Dataset as HFDataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.sentence_transformer.evaluation import (
+        InformationRetrievalEvaluator,
+    )
     from sentence_transformers.sentence_transformer.losses import (
-        CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss,
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
     )
     from transformers import set_seed
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from eval.answers import Journal, _write_atomic, evaluate_config, load_answers
 from eval.benchmarks.evidence import is_dev
-from rag.datasets import load_dataset
 from eval.runner import open_searcher
+from rag.datasets import load_dataset
 from rag.evidence import NOT_FOUND
 from rag.factory import make_answerer, make_generator
 from rag.settings import load_settings

@@ -99,10 +99,10 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def build_index(index_dir: Path, fake: bool) -> None:
     if fake:
+        from indexer.job import IndexJob
         from indexer.sources import open_source
         from rag.chunking import Chunker
         from rag.encoders.hashing import HashEncoder
-        from indexer.job import IndexJob
         from rag.settings import BM25Backend
         from rag.store.sql import DocumentStore
 

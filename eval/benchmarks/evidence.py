@@ -25,8 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from eval.answers import contains, exact_match, load_answers, token_f1
-from rag.datasets import load_dataset
 from eval.runner import open_searcher
+from rag.datasets import load_dataset
 from rag.evidence import EvidenceFinder, EvidenceWeights, answer_span
 from rag.settings import load_settings
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.datasets import load_dataset
 from eval.runner import open_searcher
+from rag.datasets import load_dataset
 from rag.settings import load_settings
 
 

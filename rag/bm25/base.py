@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from rag.settings import BM25Backend
 from rag.types import ScoredId
+
+
+class BM25Backend(str, Enum):
+    lucene = "lucene"
+    rank_bm25 = "rank_bm25"
 
 
 class BM25Retriever(Protocol):

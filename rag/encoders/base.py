@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What makes one sentence-transformers encoder: the factory keeps one encoder per spec."""
+
+    model: str | None = None  # a local folder; None: the packaged all-MiniLM-L6-v2
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    device: str = "auto"
+    max_seq_length: int | None = None
+    torch_threads: int | None = None
 
 
 class Encoder(ABC):

@@ -5,8 +5,31 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 Messages = list[dict[str, str]]
+#: where the embedded model is converted to, once
+DEFAULT_CACHE = Path.home() / ".cache" / "rag-search" / "models"
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What makes one generator (decoding parameters are per request, not here): the factory keeps
+    one generator per spec."""
+
+    backend: str = "local"  # local | openai
+    model: str | None = None
+    base_url: str = "http://127.0.0.1:8001/v1"
+    api_key: str | None = None
+    tokenizer: str | None = None
+    device: str = "auto"
+    torch_threads: int | None = None
+    max_batch: int = 8
+    max_wait_ms: float = 10.0
+    static_cache: bool = False
+    cache_dir: Path = DEFAULT_CACHE
+    timeout_s: float = 60.0
+    retries: int = 2
 
 
 @dataclass(frozen=True)

