@@ -1,3 +1,4 @@
+import pytest
 import numpy as np
 from sqlalchemy import inspect, text
 
@@ -65,3 +66,30 @@ def test_feedback_positive_signals(store):
     store.add_feedback("q three", "d1#0", "click")
     store.add_feedback("q four", "gone#0", "useful")  # a passage that no longer exists
     assert store.positive_feedback() == [("q one", "d1#1", "T", "beta text"), ("q three", "d1#0", "T", "alpha text")]
+
+
+def test_api_keys_table(store):
+    store.keys.add("k1", "ci", "h" * 64, "read")
+    store.keys.add("k2", "", "g" * 64, "admin")
+    assert store.keys.get("k1").key_hash == "h" * 64 and not store.keys.get("k1").revoked
+    assert store.keys.revoke("k1") and store.keys.get("k1").revoked and not store.keys.revoke("nope")
+    assert [k.id for k in store.keys.all()] == ["k1", "k2"] and store.keys.get("nope") is None
+
+
+def test_jobs_table_bounds_claims_and_updates(store):
+    from rag.errors import JobQueueFullError
+
+    store.jobs.add("j1", "upsert", 2, {"documents": [], "delete": []}, "key", "host:1:1", max_active=3, max_active_per_key=2)
+    store.jobs.add("j2", "delete", 1, {"documents": [], "delete": ["d"]}, "key", "host:1:1", 3, 2)
+    with pytest.raises(JobQueueFullError, match="per key"):
+        store.jobs.add("j3", "upsert", 1, {}, "key", "host:1:1", 3, 2)
+    store.jobs.add("j3", "upsert", 1, {}, None, "host:1:1", 3, 2)
+    with pytest.raises(JobQueueFullError, match="the limit"):
+        store.jobs.add("j4", "upsert", 1, {}, None, "host:1:1", 3, 2)
+    assert [j.id for j in store.jobs.active()] == ["j1", "j2", "j3"]
+    # of two processes taking over j1 from its dead owner, one wins
+    assert store.jobs.claim("j1", "host:1:1", "host:2:2") and not store.jobs.claim("j1", "host:1:1", "host:3:3")
+    store.jobs.update("j1", status="done", payload=None, summary={"stage": "done"})
+    j = store.jobs.get("j1")
+    assert (j.status, j.owner, j.payload, j.summary) == ("done", "host:2:2", None, {"stage": "done"})
+    assert [j.id for j in store.jobs.active()] == ["j2", "j3"] and store.jobs.get("nope") is None
