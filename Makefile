@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: venv serve index test test-fast bench-index
+.PHONY: venv serve index lint test test-fast bench-index
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -28,8 +28,13 @@ serve: index
 index: venv
 	$(RAG) index rag/sample_data/garden --index-dir $(INDEX_DIR)
 
-## the whole test suite (the real models and PostgreSQL included)
-test: venv
+## lint (ruff: errors, import order) and type-check (mypy) the packages
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+## lint, then the whole test suite (the real models and PostgreSQL included)
+test: lint
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 ## fast unit tests only

@@ -43,11 +43,12 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
     g = settings.generator
     rep = {"task": "answer", "dataset": ds.name, "split": split, "num_queries": len(ds.queries),
            "generator": f"{g.backend.value}:{g.model or 'SmolLM2-135M-Instruct'}",
-           "mode": settings.answer.mode.value, "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
+           "mode": settings.answer.mode.value,
+           "generation": {"temperature": g.temperature, "max_tokens": g.max_tokens, "repetition_penalty": g.repetition_penalty},
            "retrieval": searcher.retrieval.model_dump(mode="json")}
     journal = ans.Journal(output.with_suffix(".partial.jsonl"), rep) if output is not None else None
     done = journal.load() if journal is not None and resume else {}
-    if done:
+    if done and journal is not None:
         yield f"resuming: {len(done)} configuration(s) already finished in {journal.path}"
     elif journal is not None:
         journal.start()
@@ -63,7 +64,7 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
         configs.append(done[(ctx, k)])
     rep["configs"] = configs
     yield ans.markdown(rep).rstrip()
-    if output is not None:
+    if output is not None and journal is not None:
         yield "wrote " + ", ".join(map(str, ans.write(rep, output)))
         journal.path.unlink(missing_ok=True)
 

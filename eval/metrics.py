@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytrec_eval
 
 Run = dict[str, dict[str, float]]
@@ -9,7 +11,7 @@ RECALL_CUTOFFS = (1, 3, 5, 10, 20, 50, 100)
 _EMPTY = "__no_result__"
 
 
-def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, float]:
+def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, Any]:
     """Mean nDCG@10, Recall@10/100, MRR@10, MAP@100 and the recall@k curve over every judged query.
 
     A query with no results counts as zero (pytrec_eval would otherwise skip it)."""
@@ -23,7 +25,7 @@ def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, float]:
     def mean(name: str, table=per_query) -> float:
         return sum(table[q][name] for q in qrels) / n
 
-    out = {
+    out: dict[str, Any] = {
         "ndcg@10": mean("ndcg_cut_10"), "recall@10": mean("recall_10"), "recall@100": mean("recall_100"),
         "mrr@10": mean("recip_rank", rr), "map@100": mean("map_cut_100"),
     }

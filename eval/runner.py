@@ -44,7 +44,7 @@ class RetrieverRun:
     def latency_summary(self) -> dict[str, float]:
         out = {"p50": _pct(self.latency_ms, 50), "p95": _pct(self.latency_ms, 95)}
         if any(self.encode_ms):
-            rest = [t - e for t, e in zip(self.latency_ms, self.encode_ms)]
+            rest = [t - e for t, e in zip(self.latency_ms, self.encode_ms, strict=True)]
             out |= {"encode_p50": _pct(self.encode_ms, 50), "rest_p50": _pct(rest, 50), "rest_p95": _pct(rest, 95)}
         return out
 

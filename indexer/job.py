@@ -116,7 +116,7 @@ class IndexJob:
 
     # -- stages --------------------------------------------------------------------------------
 
-    def _ingest(self, source: Source, sync: bool) -> None:
+    def _ingest(self, source: Source | RecordsSource, sync: bool) -> None:
         s = self.summary
         known = self.store.document_hashes()
         seen: set[str] = set()
@@ -209,7 +209,7 @@ class IndexJob:
         with self._stage("store"):
             passages_fp, fingerprint = self._fingerprints()
         current, previous = self._intact_current()
-        if previous is not None and previous.fingerprint == fingerprint:
+        if current is not None and previous is not None and previous.fingerprint == fingerprint:
             log.info("index unchanged; generation %s stays current", current.name)
             self.summary.generation = current.name
             return

@@ -10,7 +10,7 @@ import hashlib
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,9 @@ class Source:
 
     def __iter__(self) -> Iterator[Record]:
         seen: dict[str, str] = {}
-        reader = {"beir": _read_beir, "jsonl": _read_jsonl, "folder": _read_folder}[self.kind]
+        readers: dict[str, Callable[[Path], Iterator[Located]]] = {
+            "beir": _read_beir, "jsonl": _read_jsonl, "folder": _read_folder}
+        reader = readers[self.kind]
         for file, line, rec in reader(self.path):
             if isinstance(rec, str):
                 yield Rejection(file, line, rec)

@@ -128,14 +128,14 @@ class Answerer:
             s = self.generator.stream(prompt.messages, params)
             for delta in s:
                 yield "token", delta
-            g = s.result
+            g = s.final()
             timings["generate"] = (time.perf_counter() - t) * 1000
             timings["first_token"] = (g.first_token_s or 0.0) * 1000
             result.answer = g.text
             result.usage = {"tokens_in": g.tokens_in, "tokens_out": g.tokens_out, "tokens_per_s": round(g.tokens_per_s, 2),
                             "passages_dropped_for_budget": prompt.dropped}
             result.citations, result.invalid_citations = citations(g.text, prompt.passages)
-            if grounded:  # the model's copy, as words of the sentence; if it wrote other words, the sentence
+            if grounded and result.extractive is not None:  # the model's copy, as words of the sentence, else the sentence
                 e = result.extractive
                 span = grounded_span(g.text, e.text)
                 result.generated = g.text

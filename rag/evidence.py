@@ -43,7 +43,7 @@ _ABBREV = re.compile(r"(?:\b(?:[A-Z]|Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|vs|etc|e\.g|i
 
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 # (question pattern, what a sentence that answers it contains)
-_ANSWER_TYPES = [
+_ANSWER_TYPE_SOURCES = [
     (r"\bhow (often|frequently)\b", r"\b(once|twice|every|daily|weekly|monthly|yearly|annually|times? (a|per)|per (day|week|month|year))\b"),
     (r"\b(when|what (year|month|day|date|time|season|century|decade))\b",
      rf"\b(\d{{3,4}}s?|{_MONTHS}|spring|summer|autumn|fall|winter|century|decade|morning|evening|night|before|after|during|until)\b"),
@@ -52,7 +52,7 @@ _ANSWER_TYPES = [
     (r"\bwhy\b|\bwhat (causes|caused|leads|led)\b|\bcause of\b", r"\b(because|cause[sd]?|due to|result(s|ed)? (in|from)|leads? to|since|so that)\b"),
     (r"\b(who|whom|whose|where|which (city|country|person|company|team))\b", r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+"),
 ]
-_ANSWER_TYPES = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _ANSWER_TYPES]
+_ANSWER_TYPES = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _ANSWER_TYPE_SOURCES]
 
 
 def answer_type_match(question: str, sentence: str) -> float:
@@ -64,9 +64,10 @@ _NAME = r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|du|la|le|von|van|der|den|da|di|the|a
 _SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
 # (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
 # says what kind of thing is asked for; other questions get the whole sentence
-_SPANS = [
+_SPAN_SOURCES = [
     (r"\bhow (often|frequently)\b",
-     r"\b(?:(?:once|twice|\w+ times) (?:a|per|every) \w+|every (?:\w+ )?(?:to \w+ )?(?:day|week|month|year|season)s?|daily|weekly|monthly|yearly|annually)\b"),
+     r"\b(?:(?:once|twice|\w+ times) (?:a|per|every) \w+|every (?:\w+ )?(?:to \w+ )?(?:day|week|month|year|season)s?"
+     r"|daily|weekly|monthly|yearly|annually)\b"),
     (r"\b(when|what (year|month|day|date|time|season|century|decade)|in what year)\b",
      rf"\b(?:(?:early |late |mid-?)?(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{3,4}})?|\d{{1,2}} (?:{_MONTHS})(?: \d{{3,4}})?"
      r"|(?:the )?\d{1,2}(?:st|nd|rd|th)(?: and \d{1,2}(?:st|nd|rd|th))? centur(?:y|ies)|\d{3,4}s?(?:\s?[–-]\s?\d{2,4})?"
@@ -77,7 +78,7 @@ _SPANS = [
     (r"\b(who|whom|whose)\b|\bwhich (person|man|woman|king|company|team|group|organization|scientist)\b", _NAME),
     (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
 ]
-_SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPANS]
+_SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPAN_SOURCES]
 # a capitalised run is not a name when it starts with a function word ("Though the British") or is a
 # month or weekday ("in May", for a who question)
 _LEAD = re.compile(r"^(?:(?:The|A|An|In|On|At|By|For|From|To|Of|With|As|After|Before|During|Though|Although|While|When|"
@@ -209,7 +210,9 @@ class Evidence:
     @property
     def answer(self) -> str:
         """The short span when there is one, else the sentence."""
-        return self.text if self.span_start is None else self.text[self.span_start - self.start : self.span_end - self.start]
+        if self.span_start is None or self.span_end is None:
+            return self.text
+        return self.text[self.span_start - self.start : self.span_end - self.start]
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -274,7 +277,7 @@ class EvidenceFinder:
         kind = np.array([answer_type_match(question, s.text) for s in sentences])
         titles = {s.title: set(analyze(s.title)) for s in sentences}
         with_title = np.array([len(qset & (set(t) | titles[s.title])) / len(qset) if qset else 0.0
-                               for s, t in zip(sentences, s_terms)])
+                               for s, t in zip(sentences, s_terms, strict=True)])
         return sentences, np.stack([dense, bm25, overlap, rank, kind, with_title], axis=1)
 
     def score(self, feats: np.ndarray, weights: EvidenceWeights | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from rag.chunking import Chunker
 from rag.encoders.base import Encoder, EncoderSpec
-from rag.generators.base import GeneratorSpec
+from rag.generators.base import Generator, GeneratorSpec
 from rag.manifest import Manifest
 from rag.settings import Settings
 from rag.store.sql import DocumentStore
@@ -74,12 +74,12 @@ def make_generator(settings: Settings):
 
 
 @lru_cache(maxsize=2)
-def _generator(spec: GeneratorSpec):
+def _generator(spec: GeneratorSpec) -> Generator:
     """One generator per process and spec (the model loads lazily, once); closed at exit."""
     if spec.backend == "openai":
         from rag.generators.openai_compat import OpenAIGenerator
 
-        gen = OpenAIGenerator(spec.base_url, spec.model or "default", spec.api_key, spec.timeout_s, retries=spec.retries,
+        gen: Generator = OpenAIGenerator(spec.base_url, spec.model or "default", spec.api_key, spec.timeout_s, retries=spec.retries,
                               tokenizer=spec.tokenizer)
     else:
         from rag.generators.local import LocalGenerator

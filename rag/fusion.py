@@ -59,7 +59,7 @@ def convex(
     parts = []
     for run, w in ((dense, weight), (sparse, 1.0 - weight)):
         norm = normalize(np.array([h.score for h in run], dtype=np.float64), method)
-        parts.append(({h.passage_id: float(s) for h, s in zip(run, norm)}, float(norm.min()) if len(norm) else 0.0, w))
+        parts.append(({h.passage_id: float(s) for h, s in zip(run, norm, strict=True)}, float(norm.min()) if len(norm) else 0.0, w))
     for pid in {h.passage_id for run in (dense, sparse) for h in run}:
         fused[pid] = sum(w * scores.get(pid, floor) for scores, floor, w in parts)
     return _sorted(fused)

@@ -70,7 +70,8 @@ class PassageTable:
         """Rows whose passage matches every filter: equality on ``source``, ``document_id`` or a metadata key."""
         if problem := filters_problem(filters):
             raise InputError(f"filters: {problem}")
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         for key, value in filters.items():
             if key in COLUMN_FILTERS:
                 where.append(f"{COLUMN_FILTERS[key]} = ?")

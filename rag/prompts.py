@@ -62,7 +62,8 @@ class Prompt:
 def order_passages(passages: Sequence[Passage], order: PassageOrder) -> list[Passage]:
     if PassageOrder(order) is PassageOrder.rank:
         return list(passages)
-    front, back = [], []
+    front: list[Passage] = []
+    back: list[Passage] = []
     for i, p in enumerate(passages):
         (front if i % 2 == 0 else back).append(p)
     return front + back[::-1]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag import generations as gens
-from rag.bm25 import BM25Retriever, open_bm25
+from rag.bm25 import BM25Backend, BM25Retriever, open_bm25
 from rag.dense import DenseIndex, open_dense
 from rag.errors import IndexUnavailableError
 from rag.manifest import Manifest
@@ -44,7 +44,7 @@ class IndexReader:
         self, index_dir: Path, k1: float = 0.9, b: float = 0.4, ef_search: int = 128, faiss_threads: int | None = 1
     ) -> None:
         self.index_dir = Path(index_dir)
-        self._params = dict(k1=k1, b=b, ef_search=ef_search, faiss_threads=faiss_threads)
+        self._k1, self._b, self._ef_search, self._faiss_threads = k1, b, ef_search, faiss_threads
         self._failed: str | None = None  # a newer generation that would not open
         self._retired: GenerationView | None = None  # the previous view, closed at the next switch
         self.refresh_error: str | None = None
@@ -61,8 +61,8 @@ class IndexReader:
                 f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
         passages = PassageTable(gen_dir)
         try:
-            bm25: BM25Retriever = open_bm25(manifest.bm25_backend, gen_dir / "bm25", self._params["k1"], self._params["b"])
-            dense = open_dense(gen_dir / "dense", self._params["ef_search"], self._params["faiss_threads"])
+            bm25: BM25Retriever = open_bm25(BM25Backend(manifest.bm25_backend), gen_dir / "bm25", self._k1, self._b)
+            dense = open_dense(gen_dir / "dense", self._ef_search, self._faiss_threads)
         except IndexUnavailableError:
             passages.close()
             raise

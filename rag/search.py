@@ -110,7 +110,7 @@ class Searcher:
             with timer("dense"):
                 scores, found = v.dense.search(query_vector, depth_dense or r.depth_dense, rows)
                 ids = v.passages.ids
-                dense = [ScoredId(ids[i], float(s)) for s, i in zip(scores[0], found[0]) if i >= 0]
+                dense = [ScoredId(ids[i], float(s)) for s, i in zip(scores[0], found[0], strict=True) if i >= 0]
         return Candidates(bm25, dense)
 
     @staticmethod

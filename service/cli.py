@@ -171,10 +171,14 @@ def ask(
             typer.echo(value, nl=False)
         elif kind == "result":
             result = value
+    if result is None:
+        raise RagError("the answer ended without a result")
     if as_json:
         typer.echo(json.dumps(answer_result_dict(result), indent=2, ensure_ascii=False))
     else:
         typer.echo("")
+        if result.answer_evidence is not None:  # the answer in the evidence's words (the small model's copy, grounded)
+            typer.echo(f"answer: {result.answer} [{result.answer_evidence.number}]")
         for c in result.citations:
             typer.echo(f"[{c.number}] {c.title} ({c.passage_id}){' (inferred)' if c.inferred else ''}")
         if result.invalid_citations:

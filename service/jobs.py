@@ -147,7 +147,7 @@ class JobRunner:
     def _finish(self, job_id: str, status: str, summary: dict | None = None, error: str | None = None) -> None:
         """Record the outcome, retrying a store that cannot write (a full disk) a few times; if it
         still cannot, the outcome is reported from memory and the next start re-runs the job."""
-        values = {"status": status, "error": error, "payload": None}
+        values: dict[str, Any] = {"status": status, "error": error, "payload": None}
         if summary is not None:
             values["summary"] = summary
         for attempt in range(5):

@@ -58,6 +58,6 @@ def test_backends_agree_on_top_ranks(tmp_path):
         build_bm25(be, DOCS, tmp_path / be.value)
         r = open_bm25(be, tmp_path / be.value)
         results[be] = [[h.passage_id for h in r.search(q, 5)] for q in queries]
-    for lu, rk in zip(results[BM25Backend.lucene], results[BM25Backend.rank_bm25]):
+    for lu, rk in zip(results[BM25Backend.lucene], results[BM25Backend.rank_bm25], strict=True):
         assert lu[0] == rk[0]
         assert len(set(lu) & set(rk)) >= 4

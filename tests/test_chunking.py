@@ -17,7 +17,7 @@ def test_windows_respect_size_and_overlap(hash_encoder):
     chunks = Chunker(hash_encoder, 20, 5).chunk("Title", TEXT)
     assert all(c.token_count <= 20 for c in chunks)
     words = [c.text.split() for c in chunks]
-    for a, b in zip(words, words[1:]):
+    for a, b in zip(words, words[1:], strict=False):
         assert a[-5:] == b[:5]  # consecutive passages share the overlap
     covered = {w for ws in words for w in ws}
     assert covered == set(TEXT.split())  # nothing lost

@@ -109,7 +109,8 @@ def test_both_mode_gives_the_extractive_answer_before_the_first_token(searcher):
 
 def test_answer_api_modes_json_and_sse(index):
     enc = HashEncoder(dim=256)
-    app = create_app(Settings(index_dir=index, auth={"enabled": False}, answer={"evidence": {"min_score": -1e9}}), searcher_factory=lambda: Searcher(IndexReader(index), enc),
+    app = create_app(Settings(index_dir=index, auth={"enabled": False}, answer={"evidence": {"min_score": -1e9}}),
+                     searcher_factory=lambda: Searcher(IndexReader(index), enc),
                      generator_factory=EchoGenerator)
     with TestClient(app) as c:
         r = c.post("/v1/answer", json={"question": "How often should I water a snake plant in winter?", "mode": "extractive"})

@@ -1,5 +1,5 @@
-import pytest
 import numpy as np
+import pytest
 from sqlalchemy import inspect, text
 
 from rag.chunking import text_hash

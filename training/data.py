@@ -65,7 +65,7 @@ def bootstrap_pairs(reader: IndexReader, limit: int | None = None, top_k: int = 
     two words) is a pseudo-query for its first passage, kept only when BM25 finds that passage in its top ``top_k`` (round trip)."""
     ids = [pid for pid in reader.passages.ids if pid.endswith("#0")]
     random.Random(seed).shuffle(ids)
-    pairs = []
+    pairs: list[Pair] = []
     for pid in ids:
         if limit is not None and len(pairs) >= limit:
             break

@@ -14,6 +14,7 @@ from rag.settings import Settings
 from rag.types import document_of
 from training import mining
 from training.data import (
+    Pair,
     bootstrap_pairs,
     feedback_pairs,
     qrels_pairs,
@@ -73,19 +74,19 @@ def run_training(
     if not pairs:
         raise InputError("no training pairs could be assembled")
     train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)
-    known = {}
+    known: dict[str, set[str]] = {}
     for p in pairs:
         known.setdefault(p.query_id, set()).add(document_of(p.positive_id))
     for qid, rel in ds.qrels.items():
         known.setdefault(qid, set()).update(d for d, g in rel.items() if g > 0)
-    rows = train_pairs
+    rows: list[Pair] | list[mining.Triplet] = train_pairs
     dropped = {}
     mined_file = None
     if mine_settings is not None:
-        rows, counts = mining.mine(train_pairs, reader, encoder, known, mine_settings, settings.progress)
-        dropped = dict(counts)
+        triplets, counts = mining.mine(train_pairs, reader, encoder, known, mine_settings, settings.progress)
+        rows, dropped = triplets, dict(counts)
         mined_file = output.parent / f".{output.name}.hard_negatives.jsonl"
-        mining.save(rows, mined_file)
+        mining.save(triplets, mined_file)
         log.info("mined %d triplets from %d pairs; dropped %s", len(rows), len(train_pairs), dropped)
     dev_queries = {p.query_id: p.query for p in dev_pairs}
     dev_relevant: dict[str, set[str]] = {}
@@ -102,7 +103,7 @@ def run_training(
         "hard_negatives": asdict(mine_settings) if mine_settings else None, "dropped_candidates": dropped,
         "index": reader.manifest.chunking,
     }
-    base = settings.encoder.model or str(encoder.path)
+    base = settings.encoder.model or str(getattr(encoder, "path", encoder.model_key))
     files = {DEV_QRELS: dev_qrels(dev_queries, ds.qrels)} if needs_labels else None
     report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files)
     if mined_file is not None:

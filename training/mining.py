@@ -16,6 +16,7 @@ import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,19 +59,19 @@ def mine(pairs: list[Pair], reader: IndexReader, enc: Encoder, known_positives: 
 
     rng = random.Random(s.seed)
     dropped: Counter = Counter()
-    qvecs = enc.encode_queries([p.query for p in pairs]) if s.filter or s.dense else None
+    qvecs = enc.encode_queries([p.query for p in pairs]) if s.filter or s.dense else np.zeros((len(pairs), enc.dim), np.float32)
     out = []
     depth = s.skip_top + s.window
     for i, p in enumerate(tqdm(pairs, desc="mine", unit="pair", disable=not progress)):
         cands = [h.passage_id for h in reader.bm25.search(p.query, depth)][s.skip_top:]
-        if s.dense and qvecs is not None:
+        if s.dense:
             _, rows = reader.dense.search(qvecs[i : i + 1], depth)
             cands += [reader.passages.ids[r] for r in rows[0][s.skip_top:] if r >= 0]
         cands = list(dict.fromkeys(cands))
         rng.shuffle(cands)
         texts = reader.passages.get(cands)
         pos_vec = _vector(reader, p.positive_id) if s.filter else None
-        negs = []
+        negs: list[dict[str, Any]] = []
         for cid in cands:
             if len(negs) >= s.count:
                 break

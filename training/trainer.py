@@ -111,8 +111,9 @@ def train(
     for r in train_rows:
         cols["anchor"].append(s.query_prefix + r.query)
         cols["positive"].append(s.passage_prefix + r.positive)
-        for j in range(n_neg):
-            cols[f"negative_{j + 1}"].append(s.passage_prefix + r.negatives[j]["text"])
+        if isinstance(r, Triplet):
+            for j in range(n_neg):
+                cols[f"negative_{j + 1}"].append(s.passage_prefix + r.negatives[j]["text"])
     train_ds = HFDataset.from_dict(cols)
 
     evaluator = InformationRetrievalEvaluator(

@@ -27,6 +27,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from eval.answers import Journal, _write_atomic, evaluate_config, load_answers
 from eval.benchmarks.evidence import is_dev
@@ -38,7 +39,7 @@ from rag.settings import load_settings
 
 #: (row, answer settings, parts it runs on): the passages prompt takes ~6 s a question here, and is
 #: the baseline, not a choice, so it runs on the test sample only
-ROWS = [  # cheapest first, so a run cut short has the default's figures
+ROWS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [  # cheapest first, so a run cut short has the default's figures
     ("extractive sentence", {"mode": "extractive", "extractive_span": False}, ("dev", "test")),
     ("extractive span", {"mode": "extractive"}, ("dev", "test")),
     ("both (default): span, else grounded copy, else sentence", {"mode": "both", "context": "sentence"}, ("dev", "test")),

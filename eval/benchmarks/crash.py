@@ -54,7 +54,7 @@ def _wait_up(client: httpx.Client, proc: subprocess.Popen, timeout: float = 180)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+            raise RuntimeError(f"server exited with {proc.returncode}: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
         try:
             if client.get("/healthz").status_code == 200:
                 return

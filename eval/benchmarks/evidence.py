@@ -103,12 +103,8 @@ def tune(dev) -> EvidenceWeights:
     """Grid over the weights by dev evidence recall@1 (ties: recall@3), then the abstention threshold:
     the highest score below which at least 3 in 4 of dev's best sentences miss the answer."""
     grid = [0.0, 0.25, 0.5, 1.0, 2.0]
-    best, best_key = None, None
-    for b, o, r, t, ot in itertools.product(grid, grid, grid, grid, grid):
-        w = EvidenceWeights(1.0, b, o, r, t, -1e9, ot)
-        key = recall(dev, w)
-        if best_key is None or key > best_key:
-            best, best_key = w, key
+    best = max((EvidenceWeights(1.0, b, o, r, t, -1e9, ot) for b, o, r, t, ot in itertools.product(grid, grid, grid, grid, grid)),
+               key=lambda w: recall(dev, w))  # the first of equals, as the grid is ordered
     vec = best.vector()
     tops = sorted(((float((r["feats"] @ vec).max()), bool(r["labels"][int(np.argmax(r["feats"] @ vec))]))
                    for r in dev if len(r["feats"])), reverse=True)
@@ -147,7 +143,8 @@ def main() -> None:
                "tuned on dev, with abstention": tuned}
     report = {"dataset": str(args.dataset), "k": args.k, "ms_per_question_search_and_features": round(ms, 1),
               "tuned": tuned.__dict__, "rows": {name: {"dev": evaluate(dev, w), "test": evaluate(test, w)} for name, w in singles.items()}}
-    lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | sentence: contains / F1 / EM | span: contains / F1 / EM | abstain | gold passage in top k |",
+    lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | sentence: contains / F1 / EM | span: contains / F1 / EM | "
+             "abstain | gold passage in top k |",
              "|---|---|---:|---:|---:|---|---|---:|---:|"]
     for name, parts in report["rows"].items():
         for part, m in parts.items():

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -74,7 +75,7 @@ def main() -> None:
         return n / (time.perf_counter() - t)
 
     def concurrent() -> float:
-        results = [None] * len(prompts)
+        results: list[Any] = [None] * len(prompts)
 
         def run(i):
             results[i] = gen.generate(prompts[i], p)

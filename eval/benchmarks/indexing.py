@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,7 @@ def hnsw_recall(index_dir: Path, corpus: Path, ef_values: list[int]) -> dict:
     hnsw.hnsw.efConstruction = s.dense.ef_construction
     hnsw.add(xb)
     build = time.perf_counter() - t
-    out = {"vectors": len(xb), "queries": len(xq), "M": s.dense.hnsw_m, "efConstruction": s.dense.ef_construction,
+    out: dict[str, Any] = {"vectors": len(xb), "queries": len(xq), "M": s.dense.hnsw_m, "efConstruction": s.dense.ef_construction,
            "build_s": round(build, 2), "default_efSearch": s.dense.ef_search, "by_efSearch": {}}
     t = time.perf_counter()
     for _ in range(3):
@@ -180,7 +181,7 @@ def hnsw_recall(index_dir: Path, corpus: Path, ef_values: list[int]) -> dict:
         t = time.perf_counter()
         _, approx = hnsw.search(xq, 10)
         ms = (time.perf_counter() - t) / len(xq) * 1000
-        recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]))
+        recall = float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)]))
         out["by_efSearch"][str(ef)] = {"recall@10": round(recall, 4), "ms_per_query": round(ms, 3)}
     out["exact_ms_per_query"] = round(flat_ms, 3)
     out["recall@10_at_default"] = out["by_efSearch"][str(s.dense.ef_search)]["recall@10"]

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -95,7 +96,7 @@ async def main_async(args) -> dict:
     queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]
     cran = [json.loads(x) for x in (args.ingest_corpus / "corpus.jsonl").read_text().splitlines()]
     docs = [{"id": f"cran-{d['_id']}", "title": d["title"], "text": d["text"]} for d in cran if d["text"].strip()][: args.ingest]
-    result = {"index": str(args.index), "levels": []}
+    result: dict[str, Any] = {"index": str(args.index), "levels": []}
     try:
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as client:
             for _ in range(240):

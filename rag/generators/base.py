@@ -66,6 +66,12 @@ class TokenStream:
     def __iter__(self) -> Iterator[str]:
         return self.deltas
 
+    def final(self) -> Generation:
+        """The whole generation, once the stream is exhausted."""
+        if self.result is None:
+            raise RuntimeError("the token stream was read before it ended")
+        return self.result
+
 
 class Generator(ABC):
     name: str = "generator"
@@ -78,8 +84,7 @@ class Generator(ABC):
         s = self.stream(messages, params)
         for _ in s:
             pass
-        assert s.result is not None
-        return s.result
+        return s.final()
 
     @abstractmethod
     def count_tokens(self, text: str) -> int:
@@ -89,11 +94,11 @@ class Generator(ABC):
         """The prompt text as the model sees it (its chat template)."""
         return "\n".join(m["content"] for m in messages)
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - an optional hook: most generators have nothing to check
         """Raise GeneratorUnavailable when the generator cannot serve (readiness)."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - an optional hook: most generators hold nothing to release
+        """Release threads and memory (the process's generators are closed at exit)."""
 
 
 def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

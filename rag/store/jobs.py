@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from rag.errors import JobQueueFullError
-from rag.store.models import JobRow, utcnow
+from rag.store.models import JobRow, rowcount, utcnow
 
 ACTIVE = ("queued", "running")
 
@@ -66,8 +66,8 @@ class JobTable:
         """Take an active job over from ``previous_owner``: of several processes claiming it, one wins."""
         same = JobRow.owner.is_(None) if previous_owner is None else JobRow.owner == previous_owner
         with self._sessions() as s, s.begin():
-            return s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(ACTIVE), same)
-                             .values(owner=owner, updated_at=utcnow())).rowcount > 0
+            return rowcount(s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status.in_(ACTIVE), same)
+                                      .values(owner=owner, updated_at=utcnow()))) > 0
 
     def update(self, job_id: str, **values: Any) -> None:
         with self._sessions() as s, s.begin():

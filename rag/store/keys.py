@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from rag.store.models import ApiKeyRow, utcnow
+from rag.store.models import ApiKeyRow, rowcount, utcnow
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class KeyTable:
     def revoke(self, key_id: str) -> bool:
         """False when there is no such key."""
         with self._sessions() as s, s.begin():
-            return s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(revoked_at=utcnow())).rowcount > 0
+            return rowcount(s.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(revoked_at=utcnow()))) > 0
 
 
 def _key(row: ApiKeyRow) -> StoredKey:

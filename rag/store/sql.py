@@ -9,13 +9,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
+    Table,
     bindparam,
     create_engine,
     delete,
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rag.errors import ConfigError, IndexUnavailableError
 from rag.store.jobs import JobTable
 from rag.store.keys import KeyTable
-from rag.store.models import DocumentRow, FeedbackRow, PassageRow, utcnow
+from rag.store.models import DocumentRow, FeedbackRow, PassageRow, rowcount, utcnow
 from rag.types import Chunk, SourceDocument, passage_id
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ class DocumentStore:
             for i in range(0, len(ids), 500):
                 part = ids[i : i + 500]
                 s.execute(delete(PassageRow).where(PassageRow.document_id.in_(part)))
-                deleted += s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part))).rowcount
+                deleted += rowcount(s.execute(delete(DocumentRow).where(DocumentRow.id.in_(part))))
         return deleted
 
     def counts(self) -> tuple[int, int]:
@@ -206,7 +207,7 @@ class DocumentStore:
                 .where(FeedbackRow.signal.in_(("click", "useful")))
                 .order_by(FeedbackRow.id)
             )
-            return [tuple(r) for r in rows]
+            return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     # -- vectors -------------------------------------------------------------------------------
 
@@ -242,8 +243,8 @@ class DocumentStore:
     def set_vectors(self, model_key: str, vectors: Sequence[tuple[str, bytes]]) -> None:
         with self.session() as s, s.begin():
             s.connection().execute(
-                update(PassageRow.__table__)
-                .where(PassageRow.__table__.c.id == bindparam("pid"))
+                update(cast(Table, PassageRow.__table__))
+                .where(PassageRow.id == bindparam("pid"))
                 .values(embedding=bindparam("emb"), embedding_model=model_key),
                 [{"pid": pid, "emb": emb} for pid, emb in vectors],
             )

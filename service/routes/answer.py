@@ -33,7 +33,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
     still carries the passages retrieval found."""
     params = params_from(settings, temperature=req.temperature, top_p=req.top_p, max_tokens=req.max_tokens,
                          repetition_penalty=req.repetition_penalty, stop=tuple(req.stop) if req.stop else None)
-    kw = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize, mode=req.mode)
+    kw: dict[str, Any] = dict(k=req.top_k, filters=req.filters, params=params, contextualize=req.contextualize, mode=req.mode)
     metrics = request.app.state.metrics
 
     def observe(result) -> None:
@@ -47,7 +47,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
         result = await run_in_threadpool(answerer.answer, req.question, **kw)
         observe(result)
         body = answer_result_dict(result)
-        return JSONResponse(body, status_code=GENERATOR_STATUS[result.error_kind] if result.error else 200)
+        return JSONResponse(body, status_code=GENERATOR_STATUS[result.error_kind or "failed"] if result.error else 200)
 
     # validate and search before the stream starts, so bad input still gets a 4xx status
     events = answerer.stream(req.question, **kw)

@@ -43,7 +43,7 @@ async def chat_completions(req: ChatCompletionRequest, generator: GeneratorDep):
             yield chunk({"role": "assistant", "content": ""})
             async for delta in iterate_in_threadpool(iter(stream)):
                 yield chunk({"content": delta})
-            g = stream.result
+            g = stream.final()
             yield chunk({}, g.finish_reason)
             if (req.stream_options or {}).get("include_usage"):
                 yield chunk({}, usage={"prompt_tokens": g.tokens_in, "completion_tokens": g.tokens_out,
@@ -51,7 +51,7 @@ async def chat_completions(req: ChatCompletionRequest, generator: GeneratorDep):
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(sse(), media_type="text/event-stream")
-    g = await run_in_threadpool(lambda: (list(stream), stream.result)[1])
+    g = await run_in_threadpool(lambda: (list(stream), stream.final())[1])
     return JSONResponse({
         "id": cid, "object": "chat.completion", "created": created, "model": req.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": g.finish_reason}],
