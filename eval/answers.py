@@ -14,9 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
+from eval.stats import pct
 from rag.datasets import Dataset
 from rag.errors import InputError
 from rag.types import AnswerMode
@@ -126,8 +126,8 @@ def evaluate_config(answerer, ds: Dataset, answers: dict[str, list[str]], contex
         "citations_valid": round(valid / n, 4),
         "citations_inferred": round(sum(r["inferred"] for r in rows) / n, 4),
         "gold_passage_in_prompt": round(sum(r["gold_in_prompt"] for r in rows) / n, 4),
-        "latency_ms": {"p50": round(float(np.percentile(lat, 50)), 1), "p95": round(float(np.percentile(lat, 95)), 1)},
-        "tokens_per_s_p50": round(float(np.percentile(tps, 50)), 2),
+        "latency_ms": {"p50": pct(lat, 50, 1), "p95": pct(lat, 95, 1)},
+        "tokens_per_s_p50": pct(tps, 50, 2),
         "answers": rows,
     }
 

@@ -1,4 +1,4 @@
-"""`rag eval` / `python -m eval`: evaluate retrievers on a BEIR dataset, or tune fusion on a train split."""
+"""`rag eval`: evaluate retrievers on a BEIR dataset, or tune fusion on a train split."""
 
 from __future__ import annotations
 

@@ -7,10 +7,10 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from tqdm import tqdm
 
 from eval.metrics import Run
+from eval.stats import pct
 from indexer.datasets import dataset_index
 from rag.datasets import Dataset
 from rag.factory import make_encoder, make_searcher
@@ -50,7 +50,7 @@ class RetrieverRun:
 
 
 def _pct(xs: list[float], q: float) -> float:
-    return round(float(np.percentile(xs, q)), 3) if xs else 0.0
+    return pct(xs, q) or 0.0
 
 
 def doc_run(searcher: Searcher, c: Candidates, mode: Mode, retrieval: RetrievalSettings) -> dict[str, float]:

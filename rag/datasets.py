@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import InputError
+from rag.hashing import file_sha256
 
 
 @dataclass
@@ -27,11 +27,7 @@ class Dataset:
         return self.path / "corpus.jsonl"
 
     def corpus_hash(self) -> str:
-        h = hashlib.sha256()
-        with self.corpus.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
+        return file_sha256(self.corpus)
 
 
 def splits(path: Path) -> list[str]:

@@ -15,7 +15,6 @@ only when CURRENT is replaced, after every file of it is written, checksummed an
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import Iterator
 
 from rag import manifest as manifests
 from rag.errors import IndexLockedError, IndexNotFoundError, IndexUnavailableError
+from rag.hashing import file_sha256
 from rag.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -99,14 +99,7 @@ def new_staging(index_dir: Path) -> tuple[str, Path]:
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    out = {}
-    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        out[f.relative_to(folder).as_posix()] = h.hexdigest()
-    return out
+    return {f.relative_to(folder).as_posix(): file_sha256(f) for f in sorted(p for p in folder.rglob("*") if p.is_file())}
 
 
 def verify(gen_dir: Path) -> list[str]:

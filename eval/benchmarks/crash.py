@@ -44,7 +44,7 @@ def _start(index_dir: Path, port: int, fake: bool) -> subprocess.Popen:
     env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "RAG_AUTH__ENABLED": "false", "RAG_LOG_LEVEL": "WARNING",
            "RAG_LIMITS__MAX_QUEUED_JOBS": "64", "HF_HUB_OFFLINE": "1"}
     if fake:
-        cmd = [sys.executable, "-m", "eval.benchmarks.crash", "--serve-fake", str(index_dir), "--port", str(port)]
+        cmd = [sys.executable, "-m", "service.fake_server", str(index_dir), "--port", str(port), "--slow-encoder"]
     else:
         cmd = [sys.executable, "-m", "service", "serve", "--index-dir", str(index_dir), "--port", str(port)]
     return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -206,31 +206,6 @@ def _counts(index_dir: Path) -> dict:
         reader.view.close()
 
 
-def serve_fake(index_dir: Path, port: int) -> None:
-    """The service with the hashing encoder and the echo generator (what the test suite runs)."""
-    import uvicorn
-
-    from rag.encoders.hashing import HashEncoder
-    from rag.generators.echo import EchoGenerator
-    from rag.reader import IndexReader
-    from rag.search import Searcher
-    from rag.settings import load_settings
-    from service import create_app
-
-    class SlowHashEncoder(HashEncoder):
-        """Encodes as slowly as a real model on a small CPU (20 ms a passage), so kills land mid-job."""
-
-        def _encode(self, texts, batch_size, progress):
-            time.sleep(0.02 * len(texts))
-            return super()._encode(texts, batch_size, progress)
-
-    enc = SlowHashEncoder(dim=256)
-    settings = load_settings({"index_dir": index_dir, "bm25": {"backend": "rank_bm25"}})
-    app = create_app(settings, searcher_factory=lambda: Searcher(IndexReader(index_dir), enc),
-                     generator_factory=EchoGenerator, encoder_factory=lambda: enc)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--index-dir", type=Path, default=Path("data/bench/crash-index"))
@@ -239,12 +214,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--fake", action="store_true", help="hashing encoder and rank-bm25 (fast; what the tests run)")
     ap.add_argument("--output", type=Path)
-    ap.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
-    ap.add_argument("--port", type=int, default=8000, help=argparse.SUPPRESS)
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.serve_fake:
-        return serve_fake(args.serve_fake, args.port)
     if args.index_dir.exists():
         import shutil
 

@@ -16,15 +16,11 @@ import logging
 from pathlib import Path
 
 import faiss
-import numpy as np
 
 from eval.runner import open_searcher
+from eval.stats import pct
 from rag.datasets import load_dataset
 from rag.settings import load_settings
-
-
-def pct(xs, q):
-    return round(float(np.percentile(xs, q)), 3)
 
 
 def measure(searcher, warmup: list[str], queries: list[str]) -> dict:

@@ -26,11 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-
-def pct(xs, q):
-    return round(float(np.percentile(xs, q)), 2) if xs else None
+from eval.stats import pct
 
 
 async def run_level(client, url, headers, queries, concurrency, n, deadline_s):

@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError
+from rag.hashing import update_with_file
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,7 @@ def _fingerprint(folder: Path) -> str:
             h.update(f.relative_to(folder).as_posix().encode())
             h.update(str(f.stat().st_size).encode())
             if f.suffix in {".json", ".txt"} or f.stat().st_size < 1 << 30:
-                with f.open("rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 22), b""):
-                        h.update(block)
+                update_with_file(h, f, 1 << 22)
     return h.hexdigest()[:12]
 
 
