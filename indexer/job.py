@@ -55,7 +55,10 @@ class StrictModeError(InputError):
 
 
 def content_hash(doc: SourceDocument, chunk_signature: str) -> str:
-    payload = json.dumps([doc.title, doc.text, doc.metadata, chunk_signature], sort_keys=True, ensure_ascii=False)
+    parts: list = [doc.title, doc.text, doc.metadata, chunk_signature]
+    if doc.sections:  # where pages or sections begin and end (documents without them hash as before)
+        parts.append(doc.sections)
+    payload = json.dumps(parts, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -131,13 +134,13 @@ class IndexJob:
                 continue
             seen.add(rec.id)
             with self._stage("chunk"):
-                doc = SourceDocument(rec.id, self.chunker.fit_title(rec.title), rec.text, rec.metadata)
+                doc = SourceDocument(rec.id, self.chunker.fit_title(rec.title), rec.text, rec.metadata, rec.sections)
                 h = content_hash(doc, self.chunker.signature)
                 old = known.get(doc.id)
                 if old is not None and old[1] == h:
                     s.skipped += 1
                     continue
-                chunks = self.chunker.chunk(doc.title, doc.text)
+                chunks = self.chunker.chunk(doc.title, doc.text, doc.sections)
                 hashes = [text_hash(doc.title, c.text) for c in chunks]
             pending.append(DocumentWrite(doc, source.key, h, chunks, hashes))
             if old is None:
@@ -258,7 +261,7 @@ class IndexJob:
                 vectors.append(p.embedding)
                 documents.add(p.document_id)
                 self._expected_ids.append(p.id)
-                yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata, p.token_count)
+                yield Passage(p.id, p.document_id, p.ordinal, p.title, p.text, p.source, p.metadata, p.token_count, p.location)
 
         with self._stage("docstore"):
             n = write_passage_table(passages(), staging)

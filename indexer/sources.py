@@ -11,15 +11,19 @@ import html
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from indexer.documents import UnreadableFile, read_file
 from rag.errors import InputError
 from rag.types import Rejection, SourceDocument
-from rag.validation import source_document
+from rag.validation import clean_text, source_document
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".html", ".htm"}
+#: read by content (indexer.documents sniffs the bytes; the extension only selects the file)
+FILE_SUFFIXES = {".pdf", ".docx"}
 Record = SourceDocument | Rejection
 # What a format reader yields: where the record came from, and the document or why it was refused.
 Located = tuple[str, int | None, SourceDocument | str]
@@ -61,7 +65,7 @@ class RecordsSource:
 
 
 def open_source(path: str | Path) -> Source:
-    """Detect the format: a BEIR folder (corpus.jsonl), a JSONL file, or a folder of text files."""
+    """Detect the format: a BEIR folder (corpus.jsonl), a JSONL file, or a folder of text, PDF and Word files."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"source {str(p)!r} does not exist")
@@ -70,7 +74,7 @@ def open_source(path: str | Path) -> Source:
     if p.is_file():
         if p.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
             return Source(p, "jsonl")
-        raise InputError(f"source {str(p)!r}: expected a .jsonl file, a BEIR folder or a folder of .txt/.md/.html")
+        raise InputError(f"source {str(p)!r}: expected a .jsonl file, a BEIR folder or a folder of .txt/.md/.html/.pdf/.docx")
     if p.is_dir():
         return Source(p, "folder")
     raise InputError(f"source {str(p)!r} is neither a file nor a folder")
@@ -119,9 +123,13 @@ def _record(obj: dict[str, Any], id_key: str) -> SourceDocument | str:
 
 def _read_folder(folder: Path) -> Iterator[Located]:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in TEXT_SUFFIXES or any(part.startswith(".") for part in path.relative_to(folder).parts):
+        suffix = path.suffix.lower()
+        if suffix not in TEXT_SUFFIXES | FILE_SUFFIXES or any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
         rel = path.relative_to(folder).as_posix()
+        if suffix in FILE_SUFFIXES:
+            yield str(path), None, read_document_file(path, rel)
+            continue
         try:
             raw = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
@@ -132,6 +140,30 @@ def _read_folder(folder: Path) -> Iterator[Located]:
             yield str(path), None, "empty text"
             continue
         yield str(path), None, source_document(rel, title, text, {"path": rel})
+
+
+def read_document_file(path: Path, doc_id: str) -> SourceDocument | str:
+    """A PDF or Word file as one document whose sections are its pages or headed sections, or why not."""
+    try:
+        parsed = read_file(path)
+    except UnreadableFile as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    parts: list[str] = []
+    sections: list[tuple[int, int, dict[str, Any]]] = []
+    at = 0
+    for s in parsed.sections:
+        text = clean_text(s.text)
+        if not text:
+            continue
+        if parts:
+            at += 2  # the blank line between sections
+        parts.append(text)
+        sections.append((at, at + len(text), s.location))
+        at += len(text)
+    doc = source_document(doc_id, parsed.title, "\n\n".join(parts), {"path": doc_id})
+    return doc if isinstance(doc, str) else replace(doc, sections=sections)
 
 
 def _line_of(data: bytes, offset: int) -> int:

@@ -3,11 +3,17 @@
 Windows of at most ``size`` tokens with ``overlap`` tokens shared between neighbours, cut at word
 boundaries. The title travels with every passage, so its tokens (and the passage prefix and special
 tokens) are budgeted in: no passage the encoder reads exceeds its maximum length.
+
+A document with sections (a PDF's pages, a Word file's headings) is cut within each section: no
+passage crosses a section boundary, and each passage carries its section's location. With chunking
+off, the one passage carries the range of pages it spans.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 from rag.encoders.base import Encoder
 from rag.types import Chunk
@@ -38,7 +44,20 @@ class Chunker:
         limit = self.encoder.max_length // 4
         return title if len(spans) <= limit else title[: spans[limit - 1][1]]
 
-    def chunk(self, title: str, text: str) -> list[Chunk]:
+    def chunk(self, title: str, text: str, sections: Sequence[tuple[int, int, dict[str, Any]]] = ()) -> list[Chunk]:
+        if not sections:
+            return self._windows(title, text)
+        if not self.enabled:
+            return [Chunk(0, text, self.encoder.count_tokens(text), merged_location([loc for _, _, loc in sections]))]
+        chunks: list[Chunk] = []
+        for start, end, location in sections:
+            for c in self._windows(title, text[start:end].strip()):
+                chunks.append(Chunk(len(chunks), c.text, c.token_count, location))
+        return chunks
+
+    def _windows(self, title: str, text: str) -> list[Chunk]:
+        if not text:
+            return []
         spans = self.encoder.token_spans(text)
         if not self.enabled:
             return [Chunk(0, text, len(spans))]
@@ -63,6 +82,14 @@ class Chunker:
             nxt = next((j for j in range(end - overlap, end) if j in starts_set and j > begin), end)
             begin = nxt
         return chunks
+
+
+def merged_location(locations: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The location of a passage that spans several sections: their page range, or the first heading."""
+    pages = [loc["page"] for loc in locations if "page" in loc]
+    if pages:
+        return {"page": pages[0]} if min(pages) == max(pages) else {"pages": [min(pages), max(pages)]}
+    return next((dict(loc) for loc in locations if loc), {})
 
 
 def text_hash(title: str, text: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from rag.bm25.analysis import analyze
 from rag.types import Passage
@@ -20,6 +21,7 @@ class Citation:
     document_id: str
     title: str
     inferred: bool
+    location: dict[str, Any] = field(default_factory=dict)  # the passage's place in its document ({"page": 3})
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -53,4 +55,4 @@ def citations(answer: str, passages: Sequence[Passage], infer_top: int = 2, min_
 
 
 def _cite(n: int, p: Passage, inferred: bool) -> Citation:
-    return Citation(n, p.id, p.document_id, p.title, inferred)
+    return Citation(n, p.id, p.document_id, p.title, inferred, p.location)

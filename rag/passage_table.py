@@ -19,6 +19,7 @@ from rag.validation import filters_problem
 
 FILE = "passages.sqlite"
 _COLUMNS = "id, document_id, ordinal, title, text, source, metadata, token_count"
+#: generations written before passages had locations have no such column
 #: filter keys that name a column rather than a metadata key
 COLUMN_FILTERS = {"source": "source", "document_id": "document_id"}
 
@@ -31,13 +32,14 @@ def write_passage_table(passages: Iterable[Passage], out_dir: Path) -> int:
         conn.execute(
             "CREATE TABLE passages (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, document_id TEXT NOT NULL,"
             " ordinal INTEGER NOT NULL, title TEXT NOT NULL, text TEXT NOT NULL, source TEXT NOT NULL,"
-            " metadata TEXT NOT NULL, token_count INTEGER NOT NULL)"
+            " metadata TEXT NOT NULL, token_count INTEGER NOT NULL, location TEXT)"
         )
         rows = (
-            (i, p.id, p.document_id, p.ordinal, p.title, p.text, p.source, json.dumps(p.metadata), p.token_count)
+            (i, p.id, p.document_id, p.ordinal, p.title, p.text, p.source, json.dumps(p.metadata), p.token_count,
+             json.dumps(p.location) if p.location else None)
             for i, p in enumerate(passages)
         )
-        conn.executemany(f"INSERT INTO passages (row, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        conn.executemany(f"INSERT INTO passages (row, {_COLUMNS}, location) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         conn.execute("CREATE INDEX ix_document ON passages (document_id)")
         conn.commit()
         return int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
@@ -53,7 +55,9 @@ class PassageTable:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         with _readable():
             self.ids: list[str] = [r[0] for r in self._conn.execute("SELECT id FROM passages ORDER BY row")]
+            has_location = any(r[1] == "location" for r in self._conn.execute("PRAGMA table_info(passages)"))
         self.row_of: dict[str, int] = {pid: i for i, pid in enumerate(self.ids)}
+        self._select = f"SELECT {_COLUMNS}, {'location' if has_location else 'NULL'} FROM passages"
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,8 +67,9 @@ class PassageTable:
             return {}
         marks = ",".join("?" * len(ids))
         with _readable():
-            rows = self._conn.execute(f"SELECT {_COLUMNS} FROM passages WHERE id IN ({marks})", list(ids)).fetchall()
-            return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows}
+            rows = self._conn.execute(f"{self._select} WHERE id IN ({marks})", list(ids)).fetchall()
+            return {r[0]: Passage(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], json.loads(r[8]) if r[8] else {})
+                    for r in rows}
 
     def rows_matching(self, filters: Mapping[str, Any]) -> np.ndarray:
         """Rows whose passage matches every filter: equality on ``source``, ``document_id`` or a metadata key."""

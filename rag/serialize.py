@@ -11,7 +11,8 @@ def search_result_dict(result) -> dict[str, Any]:
         "query": result.query, "mode": result.mode.value, "generation": result.generation,
         "hits": [
             {"rank": h.rank, "score": h.score, "passage_id": h.passage.id, "document_id": h.passage.document_id,
-             "title": h.passage.title, "text": h.passage.text, "source": h.passage.source, "metadata": h.passage.metadata}
+             "title": h.passage.title, "text": h.passage.text, "source": h.passage.source, "metadata": h.passage.metadata,
+             "location": h.passage.location}
             for h in result.hits
         ],
         "truncation": asdict(result.truncation),
@@ -23,7 +24,8 @@ def answer_result_dict(r) -> dict[str, Any]:
     return {
         "question": r.question, "answer": r.answer,
         "citations": [asdict(c) for c in r.citations], "invalid_citations": r.invalid_citations,
-        "passages": [{"number": i + 1, "passage_id": p.id, "document_id": p.document_id, "title": p.title, "text": p.text}
+        "passages": [{"number": i + 1, "passage_id": p.id, "document_id": p.document_id, "title": p.title, "text": p.text,
+                      "location": p.location}
                      for i, p in enumerate(r.passages)],
         "search": search_result_dict(r.search), "timings_ms": r.timings_ms, "usage": r.usage,
         "error": r.error and {"kind": r.error_kind, "message": r.error},

@@ -58,6 +58,9 @@ class SourceDocument:
     title: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: (start, end, location) spans of ``text`` that passages must not cross, e.g. a PDF's pages
+    #: ({"page": 3}) or a Word file's sections ({"heading": "Setup > Install"}); empty: one flow of text
+    sections: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Chunk:
     ordinal: int
     text: str
     token_count: int
+    location: dict[str, Any] = field(default_factory=dict)  # where in its document: {"page": 3}, {"heading": ...}
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ class Passage:
     source: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
     token_count: int = 0
+    location: dict[str, Any] = field(default_factory=dict)  # where in its document: {"page": 3}, {"heading": ...}
 
     @property
     def indexed_text(self) -> str:

@@ -65,11 +65,13 @@ def test_folder_of_text_files(tmp_path):
     )
     (tmp_path / "d.txt").write_bytes(b"line one\nbad \xff byte\n")
     (tmp_path / "e.md").write_text("   \n")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.7\n%%EOF")  # read, and refused as damaged
+    (tmp_path / "ignored.png").write_bytes(b"\x89PNG")
     docs, bad = split(open_source(tmp_path))
     by_id = {d.id: d for d in docs}
     assert set(by_id) == {"a.txt", "sub/b.md", "c.html"}
     assert by_id["a.txt"].title == "a"
     assert by_id["sub/b.md"].title == "Markdown Title" and "Markdown body." in by_id["sub/b.md"].text
     assert by_id["c.html"].title == "Page & Title" and by_id["c.html"].text == "Visible text"
-    assert {(r.file.rsplit("/", 1)[-1], r.line) for r in bad} == {("d.txt", 2), ("e.md", None)}
+    assert {(r.file.rsplit("/", 1)[-1], r.line) for r in bad} == {("d.txt", 2), ("e.md", None), ("broken.pdf", None)}
+    assert "damaged" in next(r.reason for r in bad if r.file.endswith("broken.pdf"))

@@ -46,6 +46,7 @@ class PassageRow(Base):
     text: Mapped[str] = mapped_column(Text)
     token_count: Mapped[int] = mapped_column(Integer)
     text_hash: Mapped[str] = mapped_column(String(64))
+    location: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # {"page": 3}, {"heading": "A > B"}
     # Cached dense vector (float32 bytes) and the model that wrote it: unchanged passages are
     # never re-encoded, and a killed job resumes where its last committed batch ended.
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

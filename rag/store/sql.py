@@ -7,7 +7,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +59,7 @@ class StoredPassage:
     metadata: dict[str, Any]
     token_count: int
     embedding: bytes | None
+    location: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class DocumentStore:
                     rows.append(dict(
                         id=passage_id(w.document.id, chunk.ordinal), document_id=w.document.id,
                         ordinal=chunk.ordinal, text=chunk.text, token_count=chunk.token_count,
-                        text_hash=th, embedding=emb, embedding_model=model,
+                        text_hash=th, embedding=emb, embedding_model=model, location=chunk.location or None,
                     ))
             if rows:
                 s.execute(insert(PassageRow), rows)
@@ -256,7 +257,7 @@ class DocumentStore:
                 select(
                     PassageRow.id, PassageRow.document_id, PassageRow.ordinal, DocumentRow.title,
                     PassageRow.text, DocumentRow.source, DocumentRow.meta, PassageRow.token_count,
-                    PassageRow.embedding,
+                    PassageRow.embedding, PassageRow.location,
                 )
                 .join(DocumentRow, DocumentRow.id == PassageRow.document_id)
                 .order_by(PassageRow.id)
@@ -264,7 +265,8 @@ class DocumentStore:
             )
             for r in result:
                 yield StoredPassage(
-                    r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.token_count, r.embedding
+                    r.id, r.document_id, r.ordinal, r.title, r.text, r.source, r.meta or {}, r.token_count, r.embedding,
+                    r.location or {},
                 )
 
 
