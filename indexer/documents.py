@@ -43,6 +43,10 @@ def sniff(path: Path) -> str | None:
     """"pdf" or "docx" by the file's first bytes (the extension is not trusted), else None."""
     with open(path, "rb") as fh:
         head = fh.read(8)
+    return _sniff_head(head, path)
+
+
+def _sniff_head(head: bytes, path: Path) -> str | None:
     if head.startswith(b"%PDF-"):
         return "pdf"
     if head.startswith(b"PK\x03\x04"):

@@ -10,6 +10,7 @@ import hashlib
 import html
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -164,6 +165,29 @@ def read_document_file(path: Path, doc_id: str) -> SourceDocument | str:
         at += len(text)
     doc = source_document(doc_id, parsed.title, "\n\n".join(parts), {"path": doc_id})
     return doc if isinstance(doc, str) else replace(doc, sections=sections)
+
+
+def read_upload(name: str, data: bytes) -> SourceDocument | str:
+    """An uploaded file (its bytes and the name the client gave) as a document with id ``name``, or
+    why not. PDF and Word files are recognised by their bytes; text, Markdown and HTML by the name."""
+    suffix = Path(name).suffix.lower()
+    if not data:
+        return "empty file"
+    if data.startswith(b"%PDF-") or data.startswith(b"PK\x03\x04"):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "upload"
+            path.write_bytes(data)
+            return read_document_file(path, name)
+    if suffix not in TEXT_SUFFIXES:
+        return "not a PDF, Word (.docx), text, Markdown or HTML file"
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 (byte {exc.start})"
+    title, text = _parse_text_file(suffix, raw, Path(name).stem)
+    if not text.strip():
+        return "empty text"
+    return source_document(name, title, text, {"path": name})
 
 
 def _line_of(data: bytes, offset: int) -> int:

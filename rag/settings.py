@@ -135,6 +135,8 @@ class AuthSettings(BaseModel):
 class LimitSettings(BaseModel):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="request body, counted as read (chunked or not)")
     max_document_chars: int = Field(200_000, ge=1, description="text of one document sent to the API")
+    max_upload_bytes: int = Field(50_000_000, ge=1024, description="one request to /v1/documents/files (files uploaded)")
+    max_upload_files: int = Field(20, ge=1, description="files in one upload request")
     max_queued_jobs: int = Field(16, ge=1, description="indexing jobs queued or running, in total")
     max_queued_jobs_per_key: int = Field(4, ge=1, description="indexing jobs queued or running for one API key")
 

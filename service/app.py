@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
             metrics.passages.set(len(app.state.searcher.get().reader.passages))
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes)
+    app.add_middleware(LimitsAndMetrics, metrics=metrics, max_body_bytes=settings.limits.max_body_bytes,
+                       limits_by_path={"/v1/documents/files": settings.limits.max_upload_bytes})
 
     errors.install(app)
     return app

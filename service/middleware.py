@@ -10,17 +10,20 @@ from service.metrics import Metrics
 
 
 class LimitsAndMetrics:
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, limits_by_path: dict[str, int] | None = None) -> None:
+        """``limits_by_path``: routes with their own body limit (file uploads)."""
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes
+        self.by_path = limits_by_path or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.by_path.get(scope["path"], self.max_body)
         declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
-            return await self._too_large(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            return await self._too_large(send, limit)
         if declared is None:
             # no Content-Length (chunked): the limit applies to the bytes actually read, so read them
             # here, up to the limit, and hand the app the whole body
@@ -31,8 +34,8 @@ class LimitsAndMetrics:
                     return  # the client went away
                 chunk = message.get("body", b"")
                 size += len(chunk)
-                if size > self.max_body:
-                    return await self._too_large(send)
+                if size > limit:
+                    return await self._too_large(send, limit)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
@@ -53,8 +56,8 @@ class LimitsAndMetrics:
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - t)
 
-    async def _too_large(self, send) -> None:
-        await _json(send, 413, {"error": {"type": "too_large", "message": f"request body over {self.max_body} bytes"}})
+    async def _too_large(self, send, limit: int) -> None:
+        await _json(send, 413, {"error": {"type": "too_large", "message": f"request body over {limit} bytes"}})
 
 
 def _replay(body: bytes, receive):

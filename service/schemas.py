@@ -146,6 +146,18 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class UploadedFile(BaseModel):
+    name: str
+    accepted: bool
+    reason: str | None = Field(None, description="why a file was refused")
+    sections: int = Field(0, description="pages (PDF) or headed sections (Word) read")
+    characters: int = 0
+
+
+class UploadAccepted(JobAccepted):
+    files: list[UploadedFile]
+
+
 class JobStatus(BaseModel):
     id: str
     kind: str

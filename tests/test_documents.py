@@ -184,3 +184,58 @@ def test_a_folder_of_pdf_and_word_files_is_searched_and_cited_by_page(tmp_path):
     # a re-run with nothing changed skips every file
     again = make_job(idx, enc, chunk={"size": 120, "overlap": 16}).run(open_source(src))
     assert again.skipped == 3 and again.added == again.updated == 0
+
+
+def test_upload_files_indexes_the_readable_ones_and_says_why_not_for_the_rest(tmp_path):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from rag.settings import Settings
+    from service import create_app
+    from tests.conftest import SAMPLE
+
+    enc = HashEncoder(dim=256)
+    d = tmp_path / "idx"
+    make_job(d, enc).run(open_source(SAMPLE))
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}, limits={"max_upload_bytes": 2_000_000, "max_upload_files": 6}),
+                     searcher_factory=lambda: Searcher(IndexReader(d), enc), encoder_factory=lambda: enc)
+    report = pdf(tmp_path / "r.pdf", ["Cover page.", "The quokka census counted 412 animals on the island."])
+    files = [
+        ("files", ("report.pdf", report.read_bytes(), "application/octet-stream")),
+        ("files", ("handbook.docx", docx_file(tmp_path / "h.docx").read_bytes(), "text/plain")),  # declared type ignored
+        ("files", ("notes.md", b"# Notes\nWombats dig burrows at night.", "text/markdown")),
+        ("files", ("photo.jpg", b"\xff\xd8\xff\xe0 not text", "image/jpeg")),
+        ("files", ("empty.pdf", b"", "application/pdf")),
+    ]
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/documents/files", files=files)
+        assert r.status_code == 202, r.text
+        body = r.json()
+        outcome = {f["name"]: f for f in body["files"]}
+        assert [n for n, f in outcome.items() if f["accepted"]] == ["report.pdf", "handbook.docx", "notes.md"]
+        assert outcome["report.pdf"]["sections"] == 2 and "not a PDF, Word" in outcome["photo.jpg"]["reason"]
+        assert outcome["empty.pdf"]["reason"] == "empty file"
+        for _ in range(200):
+            job = c.get(body["status_url"]).json()
+            if job["status"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        assert job["status"] == "done" and job["progress"]["added"] == 3
+        time.sleep(1.1)  # the searcher looks for a new generation once a second
+        hit = c.post("/v1/search", json={"query": "quokka census island", "mode": "bm25", "top_k": 1}).json()["hits"][0]
+        assert hit["document_id"] == "report.pdf" and hit["location"] == {"page": 2}
+        # the same files again: nothing changes
+        again = c.post("/v1/documents/files", files=files[:3]).json()
+        for _ in range(200):
+            job = c.get(again["status_url"]).json()
+            if job["status"] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        assert job["progress"]["skipped"] == 3 and job["progress"]["added"] == 0
+        # nothing readable: 422 naming each file; too many files: 422; too large: 413
+        r = c.post("/v1/documents/files", files=files[3:])
+        assert r.status_code == 422 and "photo.jpg" in r.json()["error"]["message"] and "empty.pdf" in r.json()["error"]["message"]
+        assert c.post("/v1/documents/files", files=[files[2]] * 7).status_code == 422
+        big = [("files", ("big.txt", b"x" * 2_100_000, "text/plain"))]
+        assert c.post("/v1/documents/files", files=big).status_code == 413

@@ -1,12 +1,14 @@
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
+from indexer.sources import read_upload
 from rag.auth import ApiKey
 from rag.validation import id_problem, source_document
 from service.deps import WriteKey
-from service.schemas import DocumentsRequest, JobAccepted, JobStatus
+from service.schemas import DocumentsRequest, JobAccepted, JobStatus, UploadAccepted, UploadedFile
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 KeyDep = Annotated[ApiKey | None, WriteKey]  # the same dependency as the router's: FastAPI runs it once
@@ -40,6 +42,39 @@ async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep)
         docs.append(doc)
     job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
     return _accepted(request, job_id)
+
+
+@router.post("/documents/files", status_code=status.HTTP_202_ACCEPTED, response_model=UploadAccepted,
+             responses={413: {"description": "over limits.max_upload_bytes"}, 422: {"description": "no file could be read"}})
+async def upload_files(request: Request, key: KeyDep, files: Annotated[list[UploadFile], File()]) -> UploadAccepted:
+    """Upload PDF, Word (.docx), text, Markdown or HTML files (multipart, field ``files``, several at
+    once): each becomes a document whose id is its file name; an indexing job indexes those that can
+    be read. The type is recognised from the bytes, not the name or the declared content type; each
+    file's outcome is in ``files`` (refused ones with the reason)."""
+    limits = request.app.state.settings.limits
+    if len(files) > limits.max_upload_files:
+        raise _invalid("files", f"{len(files)} files; at most {limits.max_upload_files} in one request")
+    outcomes, docs, seen = [], [], set()
+    for i, f in enumerate(files):
+        name = Path(f.filename or f"upload-{i}").name
+        if problem := id_problem(name):
+            raise _invalid(f"files.{i}", f"file name {problem}")
+        if name in seen:
+            raise _invalid(f"files.{i}", f"two files named {name!r}: names are document ids and must be unique")
+        seen.add(name)
+        doc = await run_in_threadpool(read_upload, name, await f.read())
+        if isinstance(doc, str):
+            outcomes.append(UploadedFile(name=name, accepted=False, reason=doc))
+        elif len(doc.text) > limits.max_document_chars:
+            outcomes.append(UploadedFile(name=name, accepted=False,
+                                         reason=f"{len(doc.text)} characters of text; at most {limits.max_document_chars}"))
+        else:
+            docs.append(doc)
+            outcomes.append(UploadedFile(name=name, accepted=True, sections=len(doc.sections), characters=len(doc.text)))
+    if not docs:
+        raise _invalid("files", "; ".join(f"{o.name}: {o.reason}" for o in outcomes))
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
+    return UploadAccepted(**_accepted(request, job_id).model_dump(), files=outcomes)
 
 
 @router.delete("/documents/{document_id:path}", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
