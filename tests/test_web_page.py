@@ -31,7 +31,7 @@ def server(tmp_path_factory):
     # the hashing encoder's evidence scores are not on MiniLM's scale: no abstention threshold
     app = create_app(Settings(index_dir=d, auth={"enabled": False}, answer={"evidence": {"min_score": -1e9}}),
                      searcher_factory=lambda: Searcher(IndexReader(d), enc),
-                     generator_factory=lambda: EchoGenerator(delay_s=0.05))
+                     generator_factory=lambda: EchoGenerator(delay_s=0.05), encoder_factory=lambda: enc)
     with running_server(app) as url:
         yield url
 
@@ -66,4 +66,28 @@ def test_page_streams_an_answer_with_cited_passages(server, tmp_path):
         assert "Snake plant care" in page.text_content(".passage.cited") and page.text_content("#answer") == ""
         page.screenshot(path=str(tmp_path / "page.png"))
         assert (tmp_path / "page.png").stat().st_size > 10_000
+        browser.close()
+
+
+def test_upload_a_pdf_then_ask_it_and_see_the_page_cited(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_documents import pdf
+
+    report = pdf(tmp_path / "quokka-report.pdf", ["Cover page of the island survey.",
+                                                  "The quokka census on Rottnest Island counted 412 animals in March."])
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(server)
+        page.set_input_files("#files", str(report))
+        page.wait_for_selector("#uploads .state.done", timeout=30_000)
+        assert "indexed" in page.text_content("#uploads") and "quokka-report.pdf" in page.text_content("#uploads")
+        page.wait_for_timeout(1200)  # the searcher looks for the new generation once a second
+        page.fill("#q", "What did the quokka census on Rottnest Island count?")
+        page.click("#go")
+        page.wait_for_selector(".passage.cited", timeout=15_000)
+        cited = page.query_selector(".passage.cited")
+        assert "quokka-report.pdf" in cited.text_content() and "p. 2" in cited.text_content()
+        assert "p. 2" in page.text_content("#extractive .label")
         browser.close()
