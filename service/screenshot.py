@@ -1,6 +1,8 @@
 """Screenshot of the web page answering a question, for the docs.
 
-    python -m service.screenshot --url http://127.0.0.1:8000 --question "..." --output docs/web-page.png
+    python -m service.screenshot --url http://127.0.0.1:8000 --question "..." --output docs/web-page.png [--upload FILE]
+
+With ``--upload``, the file is first uploaded through the page's upload area and indexed.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ def main() -> None:
     ap.add_argument("--key", default="")
     ap.add_argument("--output", type=Path, default=Path("docs/web-page.png"))
     ap.add_argument("--chromium", default=CHROMIUM)
+    ap.add_argument("--upload", type=Path, help="a file to upload (and wait for) before asking")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -28,6 +31,10 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=args.chromium, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 760})
         page.goto(args.url)
+        if args.upload:
+            page.set_input_files("#files", str(args.upload))
+            page.wait_for_selector("#uploads .state.done, #uploads .state.error", timeout=600_000)
+            page.wait_for_timeout(1500)  # the searcher moves to the new generation within a second
         page.fill("#q", args.question)
         if args.key:
             page.fill("#key", args.key)
