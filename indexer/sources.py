@@ -140,7 +140,7 @@ def _read_folder(folder: Path) -> Iterator[Located]:
         if not text.strip():
             yield str(path), None, "empty text"
             continue
-        yield str(path), None, source_document(rel, title, text, {"path": rel})
+        yield str(path), None, _with_structure(source_document(rel, title, text, {"path": rel}), suffix)
 
 
 def read_document_file(path: Path, doc_id: str) -> SourceDocument | str:
@@ -187,7 +187,34 @@ def read_upload(name: str, data: bytes) -> SourceDocument | str:
     title, text = _parse_text_file(suffix, raw, Path(name).stem)
     if not text.strip():
         return "empty text"
-    return source_document(name, title, text, {"path": name})
+    return _with_structure(source_document(name, title, text, {"path": name}), suffix)
+
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
+
+
+def markdown_sections(text: str) -> list[tuple[int, int, dict[str, Any]]]:
+    """Sections of a Markdown text at its headings, each with its heading path; [] without headings."""
+    heads = list(_MD_HEADING.finditer(text))
+    if not heads:
+        return []
+    out: list[tuple[int, int, dict[str, Any]]] = []
+    if text[: heads[0].start()].strip():
+        out.append((0, heads[0].start(), {}))
+    path: list[tuple[int, str]] = []
+    for i, m in enumerate(heads):
+        level = len(m.group(1))
+        path = [p for p in path if p[0] < level] + [(level, m.group(2))]
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        if text[m.end() : end].strip():
+            out.append((m.start(), end, {"heading": " > ".join(t for _, t in path)}))
+    return out
+
+
+def _with_structure(doc: SourceDocument | str, suffix: str) -> SourceDocument | str:
+    if isinstance(doc, str) or suffix not in {".md", ".markdown"}:
+        return doc
+    return replace(doc, sections=markdown_sections(doc.text))
 
 
 def _line_of(data: bytes, offset: int) -> int:

@@ -4,9 +4,11 @@ Windows of at most ``size`` tokens with ``overlap`` tokens shared between neighb
 boundaries. The title travels with every passage, so its tokens (and the passage prefix and special
 tokens) are budgeted in: no passage the encoder reads exceeds its maximum length.
 
-A document with sections (a PDF's pages, a Word file's headings) is cut within each section: no
-passage crosses a section boundary, and each passage carries its section's location. With chunking
-off, the one passage carries the range of pages it spans.
+A window that must be cut ends at a paragraph (a blank line) when one ends in its second half, and
+then the next starts with the next paragraph, without overlap. A document with sections (a PDF's
+pages, a Word file's or Markdown file's headings) is cut within each section: no passage crosses a
+section boundary, and each passage carries its section's location. With chunking off, the one
+passage carries the range of pages it spans.
 """
 
 from __future__ import annotations
@@ -69,18 +71,24 @@ class Chunker:
             return [Chunk(0, text, len(spans))]
         starts = [i for i in range(len(spans)) if i == 0 or spans[i][0] != spans[i - 1][1]]  # word starts
         starts_set = set(starts)
+        # tokens that open a paragraph (a blank line before them): the preferred place to cut
+        paragraphs = {i for i in range(1, len(spans)) if "\n\n" in text[spans[i - 1][1] : spans[i][0]]}
         chunks: list[Chunk] = []
         begin = 0
         while begin < len(spans):
             end = min(begin + budget, len(spans))
+            at_paragraph = False
             if end < len(spans):
-                cut = next((j for j in range(end, begin, -1) if j in starts_set), None)
+                # a paragraph end in the window's second half, else the last word boundary
+                para = next((j for j in range(end, begin + budget // 2, -1) if j in paragraphs), None)
+                cut = para or next((j for j in range(end, begin, -1) if j in starts_set), None)
                 end = cut if cut is not None else end  # a single word longer than the budget is split
+                at_paragraph = para is not None
             chunks.append(Chunk(len(chunks), text[spans[begin][0] : spans[end - 1][1]], end - begin))
             if end >= len(spans):
                 break
-            nxt = next((j for j in range(end - overlap, end) if j in starts_set and j > begin), end)
-            begin = nxt
+            # windows overlap, except where a paragraph ended
+            begin = end if at_paragraph else next((j for j in range(end - overlap, end) if j in starts_set and j > begin), end)
         return chunks
 
 

@@ -63,3 +63,30 @@ def test_real_tokenizer_never_exceeds_max_length(real_encoder):
             assert len(ids) <= real_encoder.max_length
             assert c.token_count <= 48
     assert n > 113
+
+
+def test_windows_end_at_a_paragraph_and_sections_are_never_crossed():
+    from rag.chunking import Chunker
+    from rag.encoders.hashing import HashEncoder
+
+    enc = HashEncoder(dim=32, max_length=64)
+    para = lambda n, w: " ".join(f"{w}{i}" for i in range(n))  # noqa: E731
+    text = para(14, "alpha") + "\n\n" + para(14, "beta") + "\n\n" + para(14, "gamma")
+    chunks = Chunker(enc, size=24, overlap=4).chunk("", text)
+    # 24-token windows: each paragraph (14 tokens) ends in a window's second half, so cuts fall between them
+    assert [c.text.split()[0][:4] for c in chunks] == ["alph", "beta", "gamm"] and all("\n\n" not in c.text for c in chunks)
+    sections = [(0, len(para(14, "alpha")), {"page": 1}), (len(para(14, "alpha")) + 2, len(text), {"page": 2})]
+    located = Chunker(enc, size=24, overlap=4).chunk("", text, sections)
+    assert [c.location for c in located] == [{"page": 1}, {"page": 2}, {"page": 2}]
+    assert not any("alpha" in c.text and "beta" in c.text for c in located)
+    off = Chunker(enc, size=24, overlap=4, enabled=False).chunk("", text, sections)
+    assert len(off) == 1 and off[0].location == {"pages": [1, 2]}
+
+
+def test_markdown_sections_follow_the_heading_path():
+    from indexer.sources import markdown_sections
+
+    text = "Intro text.\n\n## Watering\nOnce a month.\n\n### Succulents\nRarely.\n\n## Pruning\nLate winter."
+    got = [(text[a:b].strip().split("\n")[0], loc) for a, b, loc in markdown_sections(text)]
+    assert got == [("Intro text.", {}), ("## Watering", {"heading": "Watering"}),
+                   ("### Succulents", {"heading": "Watering > Succulents"}), ("## Pruning", {"heading": "Pruning"})]
