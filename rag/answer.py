@@ -146,6 +146,9 @@ class Answerer:
                 return
         except GeneratorError as exc:
             result.error, result.error_kind = str(exc), exc.kind
+            if grounded and result.extractive is not None:  # the answer is still the sentence found
+                yield "result", self._finish(result, result.extractive, t0, timings)
+                return
         timings["total"] = (time.perf_counter() - t0) * 1000
         result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
         yield "result", result

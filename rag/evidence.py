@@ -103,7 +103,7 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     for q, a in _SPANS:
         if not q.search(question):
             continue
-        name = a.pattern is _NAME
+        name = a.pattern == _NAME
         best = None
         for m in a.finditer(sentence):
             start, end = m.start(), m.end()

@@ -228,3 +228,15 @@ def test_both_mode_with_the_sentence_context_needs_no_generator_for_a_typed_ques
                  mode=AnswerMode.both, context="sentence")
     r = a.answer("What causes blossom end rot?", k=3)  # nothing scores high enough: no answer, no generation
     assert r.answer == NOT_FOUND and r.citations == [] and r.answer_evidence is None
+
+
+def test_both_mode_with_the_sentence_context_keeps_the_sentence_when_the_generator_is_down(searcher):
+    from rag.generators.errors import GeneratorUnavailable
+
+    class Down(EchoGenerator):
+        def stream(self, messages, params):
+            raise GeneratorUnavailable("connection refused")
+
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    r = Answerer(searcher, Down(), evidence=finder, mode=AnswerMode.both, context="sentence").answer("What causes blossom end rot?", k=3)
+    assert r.error_kind == "unavailable" and r.answer == r.extractive.text and r.citations[0].passage_id == r.extractive.passage_id
