@@ -201,7 +201,16 @@ def _blocks(d: Any):
         if tag == "p":
             yield Paragraph(child, d)
         elif tag == "tbl":
-            rows = [" | ".join(cell.text.strip() for cell in row.cells) for row in Table(child, d).rows]
-            text = "\n".join(r for r in rows if r.strip(" |"))
+            rows = [" | ".join(t for cell in row.cells if (t := _cell_text(cell))) for row in Table(child, d).rows]
+            text = "\n".join(r for r in rows if r)
             if text:
                 yield text
+
+
+def _cell_text(cell: Any) -> str:
+    """A cell's paragraphs, those of tables nested in it included, on one line."""
+    paras = ("".join(t.text or "" for t in p.iter(_W + "t")) for p in cell._tc.iter(_W + "p"))
+    return " ".join(p.strip() for p in paras if p.strip())
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

@@ -212,7 +212,7 @@ def markdown_sections(text: str) -> list[tuple[int, int, dict[str, Any]]]:
 
 
 def _with_structure(doc: SourceDocument | str, suffix: str) -> SourceDocument | str:
-    if isinstance(doc, str) or suffix not in {".md", ".markdown"}:
+    if isinstance(doc, str) or suffix not in {".md", ".markdown", ".html", ".htm"}:
         return doc
     return replace(doc, sections=markdown_sections(doc.text))
 
@@ -226,12 +226,17 @@ def _parse_text_file(suffix: str, raw: str, stem: str) -> tuple[str, str]:
         parser = _HTMLText()
         parser.feed(raw)
         parser.close()
-        return (parser.title.strip() or stem), _squash(" ".join(parser.parts))
+        # headings became Markdown heading lines between blank lines: each block squashed on its own
+        blocks = (_squash(b) for b in " ".join(parser.parts).split(_BLOCK))
+        return (parser.title.strip() or stem), "\n\n".join(b for b in blocks if b)
     if suffix in {".md", ".markdown"}:
         m = re.search(r"^#\s+(.+)$", raw, flags=re.MULTILINE)
         if m:
             return m.group(1).strip(), (raw[: m.start()] + raw[m.end() :]).strip()
     return stem, raw.strip()
+
+
+_BLOCK = "\x00"  # where the HTML parser ends a block (before and after a heading)
 
 
 def _squash(s: str) -> str:
@@ -251,14 +256,21 @@ class _HTMLText(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         self._stack.append(tag)
+        if re.fullmatch(r"h[1-6]", tag) and not self._skipping():  # a heading: "## text" on its own block
+            self.parts.append(f"{_BLOCK}{'#' * int(tag[1])} ")
 
     def handle_endtag(self, tag):
+        if re.fullmatch(r"h[1-6]", tag) and tag in self._stack and not self._skipping():
+            self.parts.append(_BLOCK)
         while self._stack:
             if self._stack.pop() == tag:
                 break
 
+    def _skipping(self) -> bool:
+        return any(t in self.SKIP for t in self._stack)
+
     def handle_data(self, data):
-        if any(t in self.SKIP for t in self._stack):
+        if self._skipping():
             return
         if self._stack and self._stack[-1] == "title":
             self.title += data

@@ -48,6 +48,16 @@ def test_real_pdfs_read_page_by_page():
     assert "Abstract Syntax Notation One" in text and "GNU Free Documentation License" in text
 
 
+def test_real_word_files_keep_paragraphs_nested_tables_and_headings():
+    f = read_file(REAL / "blk-paras-and-tables.docx")
+    text = f.sections[0].text
+    assert text.split("\n\n") == ["Lorem ipsum dolor sit amet, consectetur adipiscing elit.", "Text before Table Between Text after",
+                                    "Donec semper facilisis metus finibus malesuada."]  # a table nested in a table, in order
+    f = read_file(REAL / "par-known-paragraphs.docx")
+    assert f.title == "Heading Paragraph" and [(s.location, s.text) for s in f.sections] == [({"heading": "Heading Paragraph"}, "Normal paragraph")]
+    assert read_file(REAL / "sct-inner-content.docx").sections[0].text.split("\n\n") == ["P1", "T2", "P3", "T4", "P5", "P6", "P7", "P8", "P9"]
+
+
 def test_hyphenation_headers_footers_and_title(tmp_path):
     body = "The committee reviewed the inter-\nnational standard for\nmeasurement.\n\nA second paragraph follows here."
     f = read_file(pdf(tmp_path / "r.pdf", [body, "Page two text about calibration.", "Third page, on tolerances."],

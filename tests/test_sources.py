@@ -75,3 +75,13 @@ def test_folder_of_text_files(tmp_path):
     assert by_id["c.html"].title == "Page & Title" and by_id["c.html"].text == "Visible text"
     assert {(r.file.rsplit("/", 1)[-1], r.line) for r in bad} == {("d.txt", 2), ("e.md", None), ("broken.pdf", None)}
     assert "damaged" in next(r.reason for r in bad if r.file.endswith("broken.pdf"))
+
+
+def test_html_headings_become_sections_with_their_path(tmp_path):
+    (tmp_path / "care.html").write_text(
+        "<html><head><title>Care</title></head><body><p>Intro  words.</p><h2>Watering</h2><p>Once a\n month.</p>"
+        "<h3>Succulents</h3><p>Rarely.</p><script>x=1</script></body></html>")
+    (doc,) = list(open_source(tmp_path))
+    got = [(doc.text[a:b].strip().split("\n")[-1], loc) for a, b, loc in doc.sections]
+    assert doc.title == "Care" and got == [("Intro words.", {}), ("Once a month.", {"heading": "Watering"}),
+                                           ("Rarely.", {"heading": "Watering > Succulents"})]
