@@ -90,7 +90,7 @@ def test_tuning_on_test_is_refused_and_retrievers_are_validated():
 def test_rag_eval_and_tune_end_to_end(tmp_path):
     """Integration: real encoder, real Lucene, a cached index reused between runs."""
     cache, out, tuned = tmp_path / "cache", tmp_path / "rep" / "report.json", tmp_path / "tuned.json"
-    base = [sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--cache-dir", str(cache), "--no-progress"]
+    base = [sys.executable, "-m", "service", "eval", "--dataset", str(SAMPLE), "--cache-dir", str(cache), "--no-progress"]
     r = subprocess.run([*base, "--split", "test", "--output", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     rep = json.loads(out.read_text())

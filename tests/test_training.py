@@ -120,7 +120,7 @@ def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
     assert IndexReader(idx).manifest.encoder.model == str(out)
     r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)["hits"]  # the query encoder follows the index's model
-    r = subprocess.run([sys.executable, "-m", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),
+    r = subprocess.run([sys.executable, "-m", "service", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),
                         "--retrievers", "dense", "--cache-dir", str(cache), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0 and "| dense |" in r.stdout
 
