@@ -25,11 +25,15 @@ MARGIN = 4
 
 
 class Chunker:
-    def __init__(self, encoder: Encoder, size: int = 200, overlap: int = 32, enabled: bool = True) -> None:
+    def __init__(self, encoder: Encoder, size: int = 200, overlap: int = 32, enabled: bool = True,
+                 paragraphs: bool = True) -> None:
+        """``paragraphs=False``: plain fixed windows, blind to paragraph ends (what chunking was
+        before structure-aware cutting; kept for comparisons)."""
         self.encoder = encoder
         self.size = size
         self.overlap = overlap
         self.enabled = enabled
+        self.paragraphs = paragraphs
 
     @property
     def signature(self) -> str:
@@ -72,7 +76,7 @@ class Chunker:
         starts = [i for i in range(len(spans)) if i == 0 or spans[i][0] != spans[i - 1][1]]  # word starts
         starts_set = set(starts)
         # tokens that open a paragraph (a blank line before them): the preferred place to cut
-        paragraphs = {i for i in range(1, len(spans)) if "\n\n" in text[spans[i - 1][1] : spans[i][0]]}
+        paragraphs = {i for i in range(1, len(spans)) if "\n\n" in text[spans[i - 1][1] : spans[i][0]]} if self.paragraphs else set()
         chunks: list[Chunk] = []
         begin = 0
         while begin < len(spans):

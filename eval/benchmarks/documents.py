@@ -28,8 +28,8 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", s.lower())
 
 
-def outline_check(path: Path, pages: dict[int, str]) -> tuple[int, int, list[str]]:
-    """(outline entries found on their page, entries, a few misses)."""
+def outline_entries(path: Path) -> list[tuple[str, int]]:
+    """(title, page) of every entry of the PDF's outline that points at a page."""
     from pypdf import PdfReader
 
     reader = PdfReader(path)
@@ -45,6 +45,12 @@ def outline_check(path: Path, pages: dict[int, str]) -> tuple[int, int, list[str
                     entries.append((str(it.title), page + 1))
 
     walk(reader.outline)
+    return entries
+
+
+def outline_check(path: Path, pages: dict[int, str]) -> tuple[int, int, list[str]]:
+    """(outline entries found on their page, entries, a few misses)."""
+    entries = outline_entries(path)
     found = 0
     misses = list[str]()
     for title, page in entries:
