@@ -41,7 +41,7 @@ class Source:
     def __iter__(self) -> Iterator[Record]:
         seen: dict[str, str] = {}
         readers: dict[str, Callable[[Path], Iterator[Located]]] = {
-            "beir": _read_beir, "jsonl": _read_jsonl, "folder": _read_folder}
+            "beir": _read_beir, "jsonl": _read_jsonl, "folder": _read_folder, "file": _read_single}
         reader = readers[self.kind]
         for file, line, rec in reader(self.path):
             if isinstance(rec, str):
@@ -75,7 +75,10 @@ def open_source(path: str | Path) -> Source:
     if p.is_file():
         if p.suffix.lower() in {".jsonl", ".json", ".ndjson"}:
             return Source(p, "jsonl")
-        raise InputError(f"source {str(p)!r}: expected a .jsonl file, a BEIR folder or a folder of .txt/.md/.html/.pdf/.docx")
+        if p.suffix.lower() in TEXT_SUFFIXES | FILE_SUFFIXES:
+            return Source(p, "file")
+        raise InputError(f"source {str(p)!r}: expected a .jsonl file, a BEIR folder, or a .txt/.md/.html/.pdf/.docx file "
+                         "or a folder of them")
     if p.is_dir():
         return Source(p, "folder")
     raise InputError(f"source {str(p)!r} is neither a file nor a folder")
@@ -127,20 +130,26 @@ def _read_folder(folder: Path) -> Iterator[Located]:
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES | FILE_SUFFIXES or any(part.startswith(".") for part in path.relative_to(folder).parts):
             continue
-        rel = path.relative_to(folder).as_posix()
-        if suffix in FILE_SUFFIXES:
-            yield str(path), None, read_document_file(path, rel)
-            continue
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            yield str(path), _line_of(path.read_bytes(), exc.start), f"not UTF-8 (byte {exc.start})"
-            continue
-        title, text = _parse_text_file(path.suffix.lower(), raw, path.stem)
-        if not text.strip():
-            yield str(path), None, "empty text"
-            continue
-        yield str(path), None, _with_structure(source_document(rel, title, text, {"path": rel}), suffix)
+        yield _read_one(path, path.relative_to(folder).as_posix())
+
+
+def _read_single(path: Path) -> Iterator[Located]:
+    yield _read_one(path, path.name)
+
+
+def _read_one(path: Path, doc_id: str) -> Located:
+    """One file of a folder (or given alone) as a document with id ``doc_id``, or why not."""
+    suffix = path.suffix.lower()
+    if suffix in FILE_SUFFIXES:
+        return str(path), None, read_document_file(path, doc_id)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        return str(path), _line_of(path.read_bytes(), exc.start), f"not UTF-8 (byte {exc.start})"
+    title, text = _parse_text_file(suffix, raw, path.stem)
+    if not text.strip():
+        return str(path), None, "empty text"
+    return str(path), None, _with_structure(source_document(doc_id, title, text, {"path": doc_id}), suffix)
 
 
 def read_document_file(path: Path, doc_id: str) -> SourceDocument | str:

@@ -249,3 +249,13 @@ def test_upload_files_indexes_the_readable_ones_and_says_why_not_for_the_rest(tm
         assert c.post("/v1/documents/files", files=[files[2]] * 7).status_code == 422
         big = [("files", ("big.txt", b"x" * 2_100_000, "text/plain"))]
         assert c.post("/v1/documents/files", files=big).status_code == 413
+
+
+def test_rag_index_takes_a_single_pdf_and_refuses_an_unknown_file(tmp_path):
+    (doc,) = list(open_source(REAL / "libtasn1.pdf"))
+    assert doc.id == "libtasn1.pdf" and doc.title == "Libtasn1" and [loc for _, _, loc in doc.sections][-1] == {"page": 36}
+    (tmp_path / "data.bin").write_bytes(b"\x00\x01")
+    from rag.errors import InputError
+
+    with pytest.raises(InputError, match="expected a .jsonl file"):
+        open_source(tmp_path / "data.bin")
