@@ -161,13 +161,14 @@ def ask(
             answerer.generator.check()  # load or reach it now, so the timings below are the request's own
         except RagError:
             pass  # the answer below reports it, with the passages that were found
-    result = None
+    result, generated = None, False
     for kind, value in answerer.stream(question, filters=_parse_filters(filter_ or [])):
         if kind == "extractive" and not as_json:
             typer.echo(f"extractive: {value.answer} [{value.number}]  ({value.text})" if value else f"extractive: {NOT_FOUND}")
-            if settings.answer.mode is AnswerMode.both:
-                typer.echo("generated: ", nl=False)
         elif kind == "token" and not as_json:
+            if not generated and settings.answer.mode is AnswerMode.both:
+                typer.echo("generated: ", nl=False)
+            generated = True
             typer.echo(value, nl=False)
         elif kind == "result":
             result = value
