@@ -146,10 +146,18 @@ def _read_one(path: Path, doc_id: str) -> Located:
         raw = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         return str(path), _line_of(path.read_bytes(), exc.start), f"not UTF-8 (byte {exc.start})"
-    title, text = _parse_text_file(suffix, raw, path.stem)
+    return str(path), None, _text_document(raw, suffix, path.stem, doc_id)
+
+
+def _text_document(raw: str, suffix: str, stem: str, doc_id: str) -> SourceDocument | str:
+    """A text, Markdown or HTML file's content as a document (Markdown and HTML cut at their headings)."""
+    title, text = _parse_text_file(suffix, raw, stem)
     if not text.strip():
-        return str(path), None, "empty text"
-    return str(path), None, _with_structure(source_document(doc_id, title, text, {"path": doc_id}), suffix)
+        return "empty text"
+    doc = source_document(doc_id, title, text, {"path": doc_id})
+    if isinstance(doc, str) or suffix not in {".md", ".markdown", ".html", ".htm"}:
+        return doc
+    return replace(doc, sections=markdown_sections(doc.text))
 
 
 def read_document_file(path: Path, doc_id: str) -> SourceDocument | str:
@@ -193,10 +201,7 @@ def read_upload(name: str, data: bytes) -> SourceDocument | str:
         raw = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"not UTF-8 (byte {exc.start})"
-    title, text = _parse_text_file(suffix, raw, Path(name).stem)
-    if not text.strip():
-        return "empty text"
-    return _with_structure(source_document(name, title, text, {"path": name}), suffix)
+    return _text_document(raw, suffix, Path(name).stem, name)
 
 
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$", re.M)
@@ -218,12 +223,6 @@ def markdown_sections(text: str) -> list[tuple[int, int, dict[str, Any]]]:
         if text[m.end() : end].strip():
             out.append((m.start(), end, {"heading": " > ".join(t for _, t in path)}))
     return out
-
-
-def _with_structure(doc: SourceDocument | str, suffix: str) -> SourceDocument | str:
-    if isinstance(doc, str) or suffix not in {".md", ".markdown", ".html", ".htm"}:
-        return doc
-    return replace(doc, sections=markdown_sections(doc.text))
 
 
 def _line_of(data: bytes, offset: int) -> int:
