@@ -43,10 +43,6 @@ def sniff(path: Path) -> str | None:
     """"pdf" or "docx" by the file's first bytes (the extension is not trusted), else None."""
     with open(path, "rb") as fh:
         head = fh.read(8)
-    return _sniff_head(head, path)
-
-
-def _sniff_head(head: bytes, path: Path) -> str | None:
     if head.startswith(b"%PDF-"):
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
@@ -71,7 +67,6 @@ def read_file(path: Path) -> ParsedFile:
 
 def read_pdf(path: Path) -> ParsedFile:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(path)
@@ -81,10 +76,8 @@ def read_pdf(path: Path) -> ParsedFile:
         meta_title = (reader.metadata.title if reader.metadata else None) or ""
     except UnreadableFile:
         raise
-    except (PdfReadError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise UnreadableFile(f"damaged or unsupported PDF ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on malformed files; none may escape as a traceback
-        if "decrypt" in str(exc).lower() or "encrypt" in str(exc).lower():
+        if "crypt" in str(exc).lower():
             raise UnreadableFile("encrypted PDF (a password is needed to read it)") from None
         raise UnreadableFile(f"damaged or unsupported PDF ({type(exc).__name__}: {exc})") from None
     if not pages:
