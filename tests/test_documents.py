@@ -259,3 +259,18 @@ def test_rag_index_takes_a_single_pdf_and_refuses_an_unknown_file(tmp_path):
 
     with pytest.raises(InputError, match="expected a .jsonl file"):
         open_source(tmp_path / "data.bin")
+
+
+def test_a_long_manual_uploads_whole(tmp_path):
+    """An uploaded file is bounded by its bytes, not by the JSON route's characters-per-document limit."""
+    from fastapi.testclient import TestClient
+
+    from rag.settings import Settings
+    from service import create_app
+
+    enc = HashEncoder(dim=64)
+    app = create_app(Settings(index_dir=tmp_path, auth={"enabled": False}, limits={"max_document_chars": 1000}),
+                     searcher_factory=lambda: None, encoder_factory=lambda: enc)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/v1/documents/files", files=[("files", ("manual.pdf", (REAL / "libtasn1.pdf").read_bytes(), "application/pdf"))])
+    assert r.status_code == 202 and r.json()["files"][0]["characters"] > 70_000 and r.json()["files"][0]["sections"] == 36
