@@ -11,11 +11,13 @@ import re
 import string
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from eval.report import write_atomic, write_with_table
 from eval.stats import pct
 from rag.datasets import Dataset
 from rag.errors import InputError
@@ -149,32 +151,20 @@ def markdown(report: dict[str, Any]) -> str:
 
 def write(report: dict[str, Any], output: Path) -> tuple[Path, Path]:
     """The JSON report and its Markdown table, each written whole or not at all."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    md = output.with_suffix(".md")
-    _write_atomic(output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(md, markdown(report))
-    return output, md
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return write_with_table(report, output, markdown(report))
 
 
 class Journal:
     """Finished configurations of one answer evaluation, a JSON line each after a header line that
     says what was evaluated (a journal of another run is not reused)."""
 
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
-        self.path, self.header = path, header
+    def __init__(self, path: Path, header: dict[str, Any],
+                 key: Callable[[dict[str, Any]], tuple] = lambda c: (c["contextualize"], c["k"])) -> None:
+        """``key``: what names a finished configuration (default: contextualize and k)."""
+        self.path, self.header, self.key = path, header, key
 
     def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.path, json.dumps({"header": self.header}, ensure_ascii=False) + "\n")
+        write_atomic(self.path, json.dumps({"header": self.header}, ensure_ascii=False) + "\n")
 
     def append(self, config: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -182,11 +172,11 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def load(self) -> dict[tuple[bool, int], dict[str, Any]]:
-        """(contextualize, k) -> finished configuration; empty when there is no journal of this run."""
+    def load(self) -> dict[tuple, dict[str, Any]]:
+        """key -> finished configuration; empty when there is no journal of this run."""
         if not self.path.is_file():
             return {}
-        out: dict[tuple[bool, int], dict[str, Any]] = {}
+        out: dict[tuple, dict[str, Any]] = {}
         for i, line in enumerate(self.path.read_text(encoding="utf-8").splitlines()):
             try:
                 obj = json.loads(line)
@@ -196,6 +186,5 @@ class Journal:
                 log.warning("%s is from another run (dataset, split, generator or settings differ): starting over", self.path)
                 return {}
             if "config" in obj:
-                c = obj["config"]
-                out[(c["contextualize"], c["k"])] = c
+                out[self.key(obj["config"])] = obj["config"]
         return out

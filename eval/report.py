@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,22 @@ def write(report: dict[str, Any], output: Path) -> tuple[Path, Path, Path]:
     md.write_text(markdown(report))
     plot(report, png)
     return output, md, png
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """``text`` in ``path``, whole or not at all (a temporary file, synced, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_with_table(data: Any, output: Path, table: str) -> tuple[Path, Path]:
+    """A benchmark's JSON at ``output`` and its Markdown table beside it (``.md``), each written atomically."""
+    md = output.with_suffix(".md")
+    write_atomic(output, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(md, table)
+    return output, md

@@ -20,6 +20,8 @@ from typing import Any
 
 #: below this many characters of text a page on average, a PDF is taken for a scan without text
 MIN_CHARS_PER_PAGE = 20
+#: how a PDF and a zip container (a .docx is one) begin
+MAGIC = (b"%PDF-", b"PK\x03\x04")
 _PAGE_NUMBER = re.compile(r"^\s*(?:page\s+)?\d{1,4}(?:\s*(?:/|of)\s*\d{1,4})?\s*$", re.I)
 
 
@@ -43,9 +45,9 @@ def sniff(path: Path) -> str | None:
     """"pdf" or "docx" by the file's first bytes (the extension is not trusted), else None."""
     with open(path, "rb") as fh:
         head = fh.read(8)
-    if head.startswith(b"%PDF-"):
+    if head.startswith(MAGIC[0]):
         return "pdf"
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(MAGIC[1]):
         try:
             with zipfile.ZipFile(path) as z:
                 if "word/document.xml" in z.namelist():

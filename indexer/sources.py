@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from indexer.documents import UnreadableFile, read_file
+from indexer.documents import MAGIC, UnreadableFile, read_file
 from rag.errors import InputError
 from rag.types import Rejection, SourceDocument
 from rag.validation import clean_text, source_document
@@ -190,7 +190,7 @@ def read_upload(name: str, data: bytes) -> SourceDocument | str:
     suffix = Path(name).suffix.lower()
     if not data:
         return "empty file"
-    if data.startswith(b"%PDF-") or data.startswith(b"PK\x03\x04"):
+    if data.startswith(MAGIC):  # a PDF or a zip: indexer.documents tells which, and reads it
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "upload"
             path.write_bytes(data)

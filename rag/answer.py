@@ -113,9 +113,7 @@ class Answerer:
             # a small model cannot read five passages: it gets the evidence sentences (or the best
             # one) and a short-answer prompt, and stops at the end of its first line
             chosen = result.evidence[:1] if self.context is Context.sentence else result.evidence
-            where = {h.passage.id: h.passage.location for h in found.hits}
-            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text, location=where.get(e.passage_id, {}))
-                       for e in chosen]
+            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text, location=e.location) for e in chosen]
             params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS[self.context]), stop=(*params.stop, "\n"))
         builder = PromptBuilder(
             self.generator.count_tokens, self.generator.render,
@@ -159,9 +157,8 @@ class Answerer:
         result.answer_evidence = answer
         result.answer = answer.answer if answer else NOT_FOUND
         result.passages = [h.passage for h in result.search.hits]
-        where = {h.passage.id: h.passage.location for h in result.search.hits}
         result.citations = [Citation(answer.number, answer.passage_id, answer.document_id, answer.title, False,
-                                     where.get(answer.passage_id, {}))] if answer else []
+                                     answer.location)] if answer else []
         result.invalid_citations = []
         timings["total"] = (time.perf_counter() - t0) * 1000
         result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}

@@ -26,7 +26,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -98,8 +99,9 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the subject of a
     "who <verb>" question and for a place after a preposition in a "where" question."""
     q_words = {w.lower() for w in _WORD.findall(question)}
-    word_starts = [m.start() for m in _WORD.finditer(sentence)]
-    shared = [i for i, m in enumerate(_WORD.finditer(sentence)) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
+    words_found = list(_WORD.finditer(sentence))
+    word_starts = [m.start() for m in words_found]
+    shared = [i for i, m in enumerate(words_found) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
     for q, a in _SPANS:
         if not q.search(question):
             continue
@@ -206,6 +208,7 @@ class Evidence:
     #: the extractive answer's short span (offsets in the passage text, inside the sentence), if any
     span_start: int | None = None
     span_end: int | None = None
+    location: dict[str, Any] = field(default_factory=dict)  # the passage's place in its document ({"page": 7})
 
     @property
     def answer(self) -> str:
@@ -261,7 +264,7 @@ class EvidenceFinder:
         ranks: list[int] = []
         for n, p in enumerate(passages, start=1):
             for a, b in sentence_spans(p.text):
-                sentences.append(Evidence(n, p.id, p.document_id, p.title, a, b, p.text[a:b], 0.0))
+                sentences.append(Evidence(n, p.id, p.document_id, p.title, a, b, p.text[a:b], 0.0, location=p.location))
                 ranks.append(n)
         if not sentences:
             return [], np.zeros((0, 6))
@@ -292,7 +295,7 @@ class EvidenceFinder:
 
 
 def _with_score(e: Evidence, score: float) -> Evidence:
-    return Evidence(e.number, e.passage_id, e.document_id, e.title, e.start, e.end, e.text, round(score, 4))
+    return replace(e, score=round(score, 4))
 
 
 def extractive_answer(evidence: Sequence[Evidence], min_score: float, question: str | None = None) -> Evidence | None:

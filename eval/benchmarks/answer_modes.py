@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from eval.answers import Journal, _write_atomic, evaluate_config, load_answers
+from eval.answers import Journal, evaluate_config, load_answers
 from eval.benchmarks.evidence import is_dev
+from eval.report import write_with_table
 from eval.runner import open_searcher
 from rag.datasets import load_dataset
 from rag.evidence import NOT_FOUND
@@ -50,9 +50,9 @@ ROWS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [  # cheapest first, s
 
 
 def parts(ds, test_sample: int, dev_sample: int | None = None) -> dict[str, dict[str, str]]:
-    dev = dict(list((q, t) for q, t in ds.queries.items() if is_dev(next(iter(ds.qrels[q]))))[:dev_sample])
-    rest = sorted((q for q in ds.queries if q not in dev), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
-    return {"dev": dev, "test": {q: ds.queries[q] for q in rest[:test_sample]}}
+    dev = [q for q in ds.queries if is_dev(next(iter(ds.qrels[q])))]
+    rest = sorted(set(ds.queries) - set(dev), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
+    return {"dev": {q: ds.queries[q] for q in dev[:dev_sample]}, "test": {q: ds.queries[q] for q in rest[:test_sample]}}
 
 
 def main() -> None:
@@ -70,8 +70,9 @@ def main() -> None:
     generator = make_generator(settings)
     split = parts(ds, args.test_sample, args.dev_sample)
     journal = Journal(args.output.with_suffix(".partial.jsonl"),
-                      {"dataset": str(args.dataset), "test_sample": args.test_sample, "dev_sample": args.dev_sample, "rows": [r[:2] for r in ROWS]})
-    done = _load(journal)
+                      {"dataset": str(args.dataset), "test_sample": args.test_sample, "dev_sample": args.dev_sample,
+                       "rows": [r[:2] for r in ROWS]}, key=lambda c: (c["row"], c["part"]))
+    done = journal.load()
     if not done:
         journal.start()
     for name, answer, row_parts in ROWS:
@@ -88,21 +89,9 @@ def main() -> None:
     configs = [done[(name, part)] for name, _, row_parts in ROWS for part in row_parts]
     report = {"dataset": str(args.dataset), "generator": "local:SmolLM2-135M-Instruct", "test_sample": args.test_sample,
               "parts": {p: len(q) for p, q in split.items()}, "configs": configs}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(args.output, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(args.output.with_suffix(".md"), markdown(report))
+    write_with_table(report, args.output, markdown(report))
     journal.path.unlink(missing_ok=True)
     sys.stdout.write(markdown(report))
-
-
-def _load(journal: Journal) -> dict[tuple[str, str], dict]:
-    """(row, part) -> finished result of an interrupted run of the same configuration."""
-    if not journal.path.is_file():
-        return {}
-    lines = [json.loads(line) for line in journal.path.read_text(encoding="utf-8").splitlines() if line.strip().endswith("}")]
-    if not lines or lines[0].get("header") != json.loads(json.dumps(journal.header)):
-        return {}
-    return {(o["config"]["row"], o["config"]["part"]): o["config"] for o in lines[1:] if "config" in o}
 
 
 def markdown(report: dict) -> str:

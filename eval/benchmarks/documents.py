@@ -11,13 +11,15 @@ never across a page).
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from pypdf import PdfReader
+
+from eval.report import write_with_table
 from indexer.documents import read_file
 from rag.chunking import Chunker
 from rag.factory import make_encoder
@@ -28,11 +30,8 @@ def _norm(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", s.lower())
 
 
-def outline_entries(path: Path) -> list[tuple[str, int]]:
-    """(title, page) of every entry of the PDF's outline that points at a page."""
-    from pypdf import PdfReader
-
-    reader = PdfReader(path)
+def outline_entries(reader: Any) -> list[tuple[str, int]]:
+    """(title, page) of every entry of a ``pypdf.PdfReader``'s outline that points at a page."""
     entries: list[tuple[str, int]] = []
 
     def walk(items: Any) -> None:
@@ -48,11 +47,11 @@ def outline_entries(path: Path) -> list[tuple[str, int]]:
     return entries
 
 
-def outline_check(path: Path, pages: dict[int, str]) -> tuple[int, int, list[str]]:
+def outline_check(reader: Any, pages: dict[int, str]) -> tuple[int, int, list[str]]:
     """(outline entries found on their page, entries, a few misses)."""
-    entries = outline_entries(path)
+    entries = outline_entries(reader)
     found = 0
-    misses = list[str]()
+    misses: list[str] = []
     for title, page in entries:
         # the heading as printed may carry a number ("3.2 Shell Commands") or wrap: compare letters and digits only
         words = _norm(re.sub(r"^[\d.]+\s*", "", title))
@@ -75,12 +74,11 @@ def main() -> None:
         t = time.perf_counter()
         parsed = read_file(path)
         seconds = time.perf_counter() - t
-        from pypdf import PdfReader
-
-        n_pages = len(PdfReader(path).pages)
+        reader = PdfReader(path)  # the page count and the outline, as a viewer sees them
+        n_pages = len(reader.pages)
         pages = {s.location["page"]: s.text for s in parsed.sections}
         passages = sum(len(chunker.chunk(parsed.title, s.text, [(0, len(s.text), s.location)])) for s in parsed.sections)
-        found, entries, misses = outline_check(path, pages)
+        found, entries, misses = outline_check(reader, pages)
         rows.append({"file": path.name, "bytes": path.stat().st_size, "pages": n_pages, "pages_with_text": len(pages),
                      "passages": passages, "characters": sum(len(s.text) for s in parsed.sections), "title": parsed.title,
                      "ms_per_page": round(seconds / max(n_pages, 1) * 1000, 1),
@@ -93,9 +91,7 @@ def main() -> None:
                      f"{r['title'][:50]} |")
     sys.stdout.write("\n".join(lines) + "\n")
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps({"files": rows}, indent=2) + "\n")
-        args.output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        write_with_table({"files": rows}, args.output, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

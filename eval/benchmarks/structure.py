@@ -16,13 +16,15 @@ Reported: passages, passages spanning more than one page, page hit@1, hit@5 and 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
+from pypdf import PdfReader
+
 from eval.benchmarks.documents import outline_entries
-from indexer.documents import read_file
+from eval.report import write_with_table
+from indexer.sources import read_document_file
 from rag.bm25 import BM25Backend, build_bm25, open_bm25
 from rag.chunking import Chunker
 from rag.factory import make_encoder
@@ -39,30 +41,23 @@ def pages_of(text: str, chunk_text: str, start_hint: int, bounds: list[tuple[int
 
 
 def evaluate(path: Path, fixed: Chunker, aware: Chunker) -> dict:
-    parsed = read_file(path)
-    entries = outline_entries(path)
-    parts: list[str] = []
-    bounds: list[tuple[int, int, int]] = []
-    at = 0
-    for s in parsed.sections:
-        if parts:
-            at += 2
-        parts.append(s.text)
-        bounds.append((at, at + len(s.text), s.location["page"]))
-        at += len(s.text)
-    text = "\n\n".join(parts)
+    doc = read_document_file(path, path.name)  # the document `rag index` makes of it: text and page sections
+    if isinstance(doc, str):
+        raise SystemExit(f"{path}: {doc}")
+    entries = outline_entries(PdfReader(path))
+    text, title = doc.text, doc.title
+    bounds = [(a, b, loc["page"]) for a, b, loc in doc.sections]
     variants: dict[str, list[tuple[str, set[int]]]] = {}
     hint, windows = 0, []
-    for c in fixed.chunk(parsed.title, text):
+    for c in fixed.chunk(title, text):
         pages, hint = pages_of(text, c.text, hint, bounds)
         windows.append((c.text, pages))
     variants["fixed windows"] = windows
-    sections = [(a, b, {"page": p}) for a, b, p in bounds]
-    variants["structure-aware"] = [(c.text, {c.location["page"]}) for c in aware.chunk(parsed.title, text, sections)]
+    variants["structure-aware"] = [(c.text, {c.location["page"]}) for c in aware.chunk(title, text, doc.sections)]
     out = {}
     for name, passages in variants.items():
         with tempfile.TemporaryDirectory() as tmp:
-            build_bm25(BM25Backend.rank_bm25, ((str(i), indexed_text(parsed.title, t)) for i, (t, _) in enumerate(passages)), Path(tmp))
+            build_bm25(BM25Backend.rank_bm25, ((str(i), indexed_text(title, t)) for i, (t, _) in enumerate(passages)), Path(tmp))
             bm25 = open_bm25(BM25Backend.rank_bm25, Path(tmp))
             h1 = h5 = mrr = 0.0
             for title, page in entries:
@@ -96,8 +91,7 @@ def main() -> None:
                          f"{m['hit@1']:.3f} | {m['hit@5']:.3f} | {m['mrr@10']:.3f} |")
     sys.stdout.write("\n".join(lines) + "\n")
     if args.output:
-        args.output.write_text(json.dumps({"files": rows}, indent=2) + "\n")
-        args.output.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        write_with_table({"files": rows}, args.output, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -55,9 +55,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
 
     async def sse():
         kind, value = first
-        yield _sse("search", {"hits": len(value.hits), "generation": value.generation,
-                              "passages": [{"passage_id": h.passage.id, "title": h.passage.title, "location": h.passage.location}
-                                           for h in value.hits]})
+        yield _sse("search", {"hits": len(value.hits), "generation": value.generation})
         async for kind, value in iterate_in_threadpool(events):
             if kind == "token":
                 yield _sse("token", {"text": value})
