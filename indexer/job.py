@@ -282,7 +282,8 @@ class IndexJob:
             created_at=datetime.now(timezone.utc).isoformat(), fingerprint=fingerprint, passages_fingerprint=passages_fp,
             counts=Counts(len(documents), n),
             encoder=EncoderInfo(self.encoder.model_key, str(getattr(self.encoder, "path", self.encoder.model_key)), dim,
-                                self.encoder.max_length, self.encoder.query_prefix, self.encoder.passage_prefix),
+                                self.encoder.max_length, self.encoder.query_prefix, self.encoder.passage_prefix,
+                                self.encoder.numeric),
             chunking=self.chunker.signature, bm25_backend=BM25Backend(self.bm25_backend).value,
             dense=DenseInfo(kind, **self._index_settings()["dense"]),
         )

@@ -14,6 +14,9 @@ from rag.settings import Settings
 from rag.store.sql import DocumentStore
 
 log = logging.getLogger(__name__)
+#: a new index's encoder runtime and precision (chosen by measurement: docs/benchmarks/encoder.json)
+DEFAULT_BACKEND = "onnx"
+DEFAULT_PRECISION = {"onnx": "int8", "torch": "fp32"}
 
 
 def make_encoder(settings: Settings) -> Encoder:
@@ -24,10 +27,15 @@ def make_encoder(settings: Settings) -> Encoder:
 @lru_cache(maxsize=4)
 def _encoder(spec: EncoderSpec) -> Encoder:
     """Models load once per process and spec."""
-    from rag.encoders.sentence import SentenceTransformerEncoder
+    if spec.backend == "torch":
+        from rag.encoders.sentence import SentenceTransformerEncoder
 
-    return SentenceTransformerEncoder(spec.model, spec.query_prefix, spec.passage_prefix, spec.device,
-                                      spec.max_seq_length, spec.torch_threads)
+        return SentenceTransformerEncoder(spec.model, spec.query_prefix, spec.passage_prefix, spec.device,
+                                          spec.max_seq_length, spec.query_threads, spec.index_threads)
+    from rag.encoders.onnx import OnnxEncoder
+
+    return OnnxEncoder(spec.model, spec.query_prefix, spec.passage_prefix, spec.max_seq_length,
+                       spec.query_threads, spec.index_threads, spec.precision)
 
 
 # the service's own copy for indexing jobs: the shared one stays with searches
@@ -60,13 +68,23 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
 
 
 def index_encoder(settings: Settings, manifest: Manifest | None, shared: bool = True) -> Encoder:
-    """The encoder an index was built with (model folder, prefixes from its manifest) unless settings
-    name one explicitly; the configured encoder when there is no index yet."""
+    """The encoder an index was built with (model folder, prefixes, runtime and precision from its
+    manifest) unless settings name them; the configured encoder when there is no index yet. The
+    shared one micro-batches concurrent query encodes."""
     e = settings.encoder
     built = manifest.encoder if manifest else None
+    built_backend, _, built_precision = (built.numeric if built else "").partition("-")
+    backend = e.backend.value if e.backend else (built_backend if built_backend in ("onnx", "torch") else DEFAULT_BACKEND)
+    precision = e.precision.value if e.precision else (
+        built_precision if built_backend == backend == "onnx" else DEFAULT_PRECISION[backend])
     spec = EncoderSpec(e.model or (built.model if built else None), e.query_prefix or (built.query_prefix if built else ""),
-                       e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, e.torch_threads)
-    return (_encoder if shared else _private_encoder)(spec)
+                       e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, backend,
+                       precision, e.query_threads, e.index_threads)
+    if not shared:
+        return _private_encoder(spec)
+    enc = _encoder(spec)
+    enc.batch_queries(e.query_batch, e.query_wait_ms)
+    return enc
 
 
 def make_generator(settings: Settings):

@@ -3,6 +3,7 @@ file. Written once by the indexing job when it publishes, read by everything tha
 this module is the only one that knows its JSON form.
 
 Version 1 is the form written before the manifest was typed (no ``version`` key); it reads as is.
+Version 2 adds the encoder's numeric path (``encoder.numeric``; version 1 indexes are torch-fp32).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from rag.errors import IndexUnavailableError
 
 FILE = "manifest.json"
-VERSION = 1
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class EncoderInfo:
     max_length: int
     query_prefix: str = ""
     passage_prefix: str = ""
+    numeric: str = "torch-fp32"  # runtime and precision of the forward pass (indexes built before backends: torch)
+
+    @property
+    def weights_key(self) -> str:
+        """The model key without the numeric path: equal means the same model, maybe another runtime."""
+        suffix = f"|{self.numeric}"
+        return self.model_key[: -len(suffix)] if self.model_key.endswith(suffix) else self.model_key
 
 
 @dataclass(frozen=True)

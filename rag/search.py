@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ from rag.reader import GenerationView, IndexReader
 from rag.timing import Timer
 from rag.truncation import Truncation, TruncationSettings, truncate
 from rag.types import Mode, Passage, ScoredId, document_of
+
+log = logging.getLogger(__name__)
 
 
 class RetrievalSettings(BaseModel):
@@ -71,12 +74,21 @@ class Searcher:
         self._check_encoder()
 
     def _check_encoder(self) -> None:
-        built_with = self.reader.manifest.encoder.model_key
-        if built_with != self.encoder.model_key:
-            raise ConfigError(
-                f"the index was built with encoder {built_with!r} but the configured encoder is "
-                f"{self.encoder.model_key!r}: re-index with `rag index --model ...` or set encoder.model"
-            )
+        """Same model and numeric path: fine. Same model on another runtime or precision (torch fp32
+        vectors, int8 queries): allowed, and said, since scores shift a little. Another model: refused."""
+        built, enc = self.reader.manifest.encoder, self.encoder
+        self.encoder_warning = None
+        if built.model_key == enc.model_key:
+            return
+        if built.weights_key == enc.weights_key:
+            self.encoder_warning = (f"the index holds {built.numeric} vectors and queries are encoded with {enc.numeric}: "
+                                    f"scores shift slightly; set encoder.backend/encoder.precision to match, or re-index")
+            log.warning("%s", self.encoder_warning)
+            return
+        raise ConfigError(
+            f"the index was built with encoder {built.model_key!r} but the configured encoder is "
+            f"{enc.model_key!r}: re-index with `rag index --model ...` or set encoder.model"
+        )
 
     def refresh(self) -> bool:
         changed = self.reader.refresh()

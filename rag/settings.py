@@ -21,7 +21,8 @@ from pydantic_settings import (
 )
 
 from rag.bm25.base import BM25Backend
-from rag.generators.base import DEFAULT_CACHE, GeneratorSpec
+from rag.cache import DEFAULT_CACHE
+from rag.generators.base import GeneratorSpec
 from rag.prompts import PassageOrder
 from rag.search import RetrievalSettings
 from rag.truncation import TruncationSettings
@@ -49,7 +50,22 @@ class EncoderSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     max_seq_length: int | None = Field(None, ge=8)
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads; None keeps torch's default")
+    backend: EncoderBackend | None = Field(None, description="onnx | torch; default: what the index was built with, else onnx")
+    precision: Precision | None = Field(None, description="onnx: int8 | fp32; default: the index's, else int8")
+    query_threads: int = Field(1, ge=1, description="intra-op threads of one query's forward pass")
+    index_threads: int | None = Field(None, ge=1, description="threads encoding passages; default every core")
+    query_batch: int = Field(32, ge=1, description="most concurrent queries encoded in one forward pass (1: off)")
+    query_wait_ms: float = Field(1.0, ge=0, le=100, description="how long a query batch waits for company under load")
+
+
+class EncoderBackend(str, Enum):
+    onnx = "onnx"
+    torch = "torch"
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    int8 = "int8"
 
 
 class BM25Settings(BaseModel):

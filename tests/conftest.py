@@ -33,9 +33,18 @@ PG_BIN = Path(os.environ.get("RAG_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 def real_encoder():
     from rag.encoders.sentence import SentenceTransformerEncoder
 
-    enc = SentenceTransformerEncoder(torch_threads=1)
+    enc = SentenceTransformerEncoder(index_threads=1)
     enc.count_tokens("load")
     return enc
+
+
+@pytest.fixture(scope="session")
+def onnx_encoders(tmp_path_factory):
+    """The packaged model on ONNX Runtime, fp32 and int8, exported once into a session cache."""
+    from rag.encoders.onnx import OnnxEncoder
+
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    return {p: OnnxEncoder(precision=p, index_threads=1, cache_dir=cache) for p in ("fp32", "int8")}
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def test_index_sample_corpus_with_real_encoder_and_lucene(tmp_path):
     assert reader.passages.get([hit.passage_id])[hit.passage_id].title == "Tomato blossom end rot"
     from rag.encoders.sentence import SentenceTransformerEncoder
 
-    q = SentenceTransformerEncoder(torch_threads=1).encode_queries(["why do my tomatoes get black bottoms"])
+    q = SentenceTransformerEncoder(index_threads=1).encode_queries(["why do my tomatoes get black bottoms"])
     _, rows = reader.dense.search(q, 3)
     titles = [reader.passages.get([reader.passages.ids[i]])[reader.passages.ids[i]].title for i in rows[0]]
     assert "Tomato blossom end rot" in titles

@@ -4,6 +4,7 @@ import pytest
 from indexer.job import StrictModeError
 from indexer.sources import open_source
 from rag import generations as gens
+from rag import manifest
 from rag.reader import IndexReader
 from rag.settings import BM25Backend
 from rag.store.sql import DocumentStore
@@ -21,7 +22,7 @@ def test_index_publishes_consistent_generation(tmp_path, hash_encoder):
     assert s.passages_encoded == s.passages_total > 113  # small windows: several passages per document
     gen = gens.require_current(tmp_path)
     m = gens.read_manifest(gen)
-    assert (m.counts.documents, m.counts.passages) == (113, s.passages_total) and m.version == 1
+    assert (m.counts.documents, m.counts.passages) == (113, s.passages_total) and m.version == manifest.VERSION
     assert m.encoder.model_key == hash_encoder.model_key and m.generation == gen.name
     assert gens.verify(gen) == []
     r = IndexReader(tmp_path)

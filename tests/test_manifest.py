@@ -1,6 +1,7 @@
 """The typed manifest: read and written in one place, refusing what it cannot read with a reason."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -15,14 +16,20 @@ def sample() -> Manifest:
                     DenseInfo("flat", 32, 200, 100_000))
 
 
-def test_round_trip_and_the_v1_json_form(tmp_path):
+def test_round_trip_and_the_earlier_json_forms(tmp_path):
     m = sample().sealed("g000001-x", {"passages.sqlite": "0" * 64})
     (tmp_path / manifests.FILE).write_text(manifests.dumps(m))
     assert manifests.read(tmp_path) == m
     d = json.loads(manifests.dumps(m))  # the JSON keys every earlier generation was written with
-    assert d["bm25"] == {"backend": "lucene"} and d["counts"] == {"documents": 3, "passages": 7} and d["version"] == 1
-    del d["version"]  # written before the manifest was typed: still reads
-    assert Manifest.from_dict(d) == m
+    assert d["bm25"] == {"backend": "lucene"} and d["counts"] == {"documents": 3, "passages": 7} and d["version"] == 2
+    del d["version"], d["encoder"]["numeric"]  # written before the manifest was typed (v1): still reads, as torch
+    v1 = Manifest.from_dict(d)
+    assert v1 == replace(m, version=1) and v1.encoder.numeric == "torch-fp32"
+
+
+def test_the_weights_key_drops_the_numeric_path_only():
+    assert EncoderInfo("minilm@abc|onnx-int8", "m", 384, 256, numeric="onnx-int8").weights_key == "minilm@abc"
+    assert EncoderInfo("minilm@abc", "m", 384, 256).weights_key == "minilm@abc"
 
 
 @pytest.mark.parametrize("damage, message", [

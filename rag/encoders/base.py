@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.encoders.batcher import QueryBatcher
+
 
 @dataclass(frozen=True)
 class EncoderSpec:
@@ -18,7 +20,15 @@ class EncoderSpec:
     passage_prefix: str = ""
     device: str = "auto"
     max_seq_length: int | None = None
-    torch_threads: int | None = None
+    backend: str = "onnx"  # torch | onnx
+    precision: str = "int8"  # fp32 | int8 (onnx); torch runs fp32 (fp16 on CUDA)
+    query_threads: int = 1
+    index_threads: int | None = None  # None: every core the process may use
+    query_batch: int = 32  # most queries in one forward pass (1: no micro-batching)
+    query_wait_ms: float = 1.0
+
+#: more queries than this in one call are encoded as a bulk job, not on the query path
+BULK = 64
 
 
 class Encoder(ABC):
@@ -35,10 +45,19 @@ class Encoder(ABC):
     num_special_tokens: int = 2
     query_prefix: str = ""
     passage_prefix: str = ""
+    #: the runtime and precision of the forward pass ("torch-fp32", "onnx-int8", ...)
+    numeric: str = "torch-fp32"
+    #: set by :meth:`batch_queries`: concurrent query encodes then share forward passes
+    batcher: QueryBatcher | None = None
 
     @abstractmethod
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         """Character (start, end) of each token of ``text``, special tokens excluded."""
+
+    @property
+    def weights_key(self) -> str:
+        """The model key without the numeric path (equal: the same model, perhaps on another runtime)."""
+        return self.model_key
 
     def count_tokens(self, text: str) -> int:
         return len(self.token_spans(text))
@@ -50,5 +69,18 @@ class Encoder(ABC):
     def encode_passages(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         return self._encode([self.passage_prefix + t for t in texts], batch_size, progress)
 
-    def encode_queries(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        return self._encode([self.query_prefix + t for t in texts], batch_size, False)
+    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """The query path (one forward pass; backends give it its own threads)."""
+        return self._encode(texts, max(1, len(texts)), False)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        texts = [self.query_prefix + t for t in texts]
+        if len(texts) > BULK:  # a bulk job (mining, evaluation): batches on the indexing path
+            return self._encode(texts, BULK, False)
+        batcher = self.batcher
+        return batcher.encode(texts) if batcher is not None else self._encode_queries(texts)
+
+    def batch_queries(self, max_batch: int, max_wait_ms: float) -> None:
+        """Run query encodes on one worker thread that batches concurrent ones (max_batch > 1)."""
+        if max_batch > 1 and self.batcher is None:
+            self.batcher = QueryBatcher(self._encode_queries, max_batch, max_wait_ms)

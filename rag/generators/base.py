@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.cache import DEFAULT_CACHE
+
 Messages = list[dict[str, str]]
-#: where the embedded model is converted to, once
-DEFAULT_CACHE = Path.home() / ".cache" / "rag-search" / "models"
 
 
 @dataclass(frozen=True)
