@@ -93,6 +93,7 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
     rep = {
         "dataset": ds.name, "split": ds.split, "num_queries": len(ds.queries), "results": results,
         "index": {"generation": searcher.reader.generation, **asdict(manifest.counts), "encoder": manifest.encoder.model,
+                  "encoder_numeric": manifest.encoder.numeric,
                   "chunking": manifest.chunking, "bm25": {"backend": manifest.bm25_backend, "k1": settings.bm25.k1, "b": settings.bm25.b},
                   "dense": asdict(manifest.dense)},
         "fusion": r.model_dump(mode="json"),

@@ -99,11 +99,15 @@ def _generator(spec: GeneratorSpec) -> Generator:
 
         gen: Generator = OpenAIGenerator(spec.base_url, spec.model or "default", spec.api_key, spec.timeout_s, retries=spec.retries,
                               tokenizer=spec.tokenizer)
+    elif spec.backend == "ctranslate2":
+        from rag.generators.ct2 import CT2Generator
+
+        gen = CT2Generator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.cache_dir, spec.threads, spec.compute_type)
     else:
         from rag.generators.local import LocalGenerator
 
         gen = LocalGenerator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.static_cache, spec.cache_dir,
-                             spec.torch_threads)
+                             spec.threads)
     if not _open_generators:
         atexit.register(close_generators)  # before the interpreter tears down: workers must not be mid-torch then
     _open_generators.append(gen)

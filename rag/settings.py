@@ -84,8 +84,9 @@ class DenseSettings(BaseModel):
 
 
 class GeneratorBackend(str, Enum):
-    local = "local"
-    openai = "openai"
+    local = "local"  # transformers in this process
+    ctranslate2 = "ctranslate2"  # CTranslate2 in this process (int8 on CPU)
+    openai = "openai"  # an OpenAI-compatible server (vLLM)
 
 
 class GeneratorSettings(BaseModel):
@@ -95,7 +96,8 @@ class GeneratorSettings(BaseModel):
     api_key: str | None = None
     tokenizer: str | None = Field(None, description="openai: local tokenizer folder for exact prompt budgets")
     device: str = "auto"
-    torch_threads: int | None = Field(None, ge=1)
+    threads: int | None = Field(None, ge=1, description="local/ctranslate2: intra-op threads (default: the runtime's)")
+    compute_type: str = Field("auto", description="ctranslate2: int8 | int8_float16 | float16 | float32 | auto (int8 on CPU, int8_float16 on CUDA)")
     max_batch: int = Field(8, ge=1, description="local: most requests per generate call")
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
@@ -111,8 +113,8 @@ class GeneratorSettings(BaseModel):
     def spec(self) -> GeneratorSpec:
         """What the generator is made from (decoding parameters go with each request)."""
         return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
-                             self.torch_threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
-                             self.timeout_s, self.retries)
+                             self.threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
+                             self.timeout_s, self.retries, self.compute_type)
 
 
 class EvidenceSettings(BaseModel):
@@ -167,6 +169,7 @@ class Settings(BaseSettings):
     keep_generations: int = Field(2, ge=1, description="published index generations kept on disk")
     progress: bool = True
     log_level: str = "INFO"
+    warmup_queries: int = Field(60, ge=0, le=10_000, description="searches run at start-up before /readyz says ready (0: none)")
     chunking: ChunkingSettings = ChunkingSettings()
     encoder: EncoderSettings = EncoderSettings()
     bm25: BM25Settings = BM25Settings()

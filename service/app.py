@@ -19,6 +19,7 @@ from service.jobs import JobRunner
 from service.metrics import Metrics
 from service.middleware import LimitsAndMetrics
 from service.routes import answer, documents, feedback, health, openai, search
+from service.warmup import WarmUp
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
         manifest = gens.read_manifest(gen) if gen is not None and gen.is_dir() else None
         return factory.index_encoder(settings, manifest, shared=False)
 
+    app.state.warmup = WarmUp(app.state, settings.warmup_queries)
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
     app.state.metrics = metrics = Metrics()
@@ -91,6 +93,7 @@ async def _lifespan(app: FastAPI):
                 log.info("resumed %d indexing job(s) left unfinished by a previous process", len(resumed))
         except Exception as exc:  # noqa: BLE001 - reads may still work; /readyz reports the store's state
             log.error("start-up: the store could not be migrated or its jobs recovered: %s", exc)
+    app.state.warmup.start()
     yield
     # the indexing worker stops and is joined here; generators are closed at exit (rag.factory)
     await run_in_threadpool(app.state.jobs.close)

@@ -17,6 +17,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# apps and `rag serve` processes start ready at once; tests/test_service.py tests the warm-up itself
+os.environ.setdefault("RAG_WARMUP_QUERIES", "0")
 
 import rag  # noqa: E402
 from rag.chunking import Chunker  # noqa: E402

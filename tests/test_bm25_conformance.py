@@ -1,4 +1,4 @@
-"""Every BM25 backend passes the same tests (Lucene through pyserini's jar, rank-bm25)."""
+"""Every BM25 backend passes the same tests (Lucene through pyserini's jar, rank-bm25, bm25s)."""
 
 import json
 
@@ -9,7 +9,7 @@ from rag.settings import BM25Backend
 from tests.conftest import SAMPLE_CORPUS
 
 DOCS = [(d["_id"], f"{d['title']}\n{d['text']}") for d in map(json.loads, SAMPLE_CORPUS.read_text().splitlines())]
-BACKENDS = [BM25Backend.lucene, BM25Backend.rank_bm25]
+BACKENDS = [BM25Backend.lucene, BM25Backend.rank_bm25, BM25Backend.bm25s]
 
 
 @pytest.fixture(scope="module", params=BACKENDS, ids=lambda b: b.value)
@@ -58,6 +58,15 @@ def test_backends_agree_on_top_ranks(tmp_path):
         build_bm25(be, DOCS, tmp_path / be.value)
         r = open_bm25(be, tmp_path / be.value)
         results[be] = [[h.passage_id for h in r.search(q, 5)] for q in queries]
-    for lu, rk in zip(results[BM25Backend.lucene], results[BM25Backend.rank_bm25], strict=True):
-        assert lu[0] == rk[0]
-        assert len(set(lu) & set(rk)) >= 4
+    for other in BACKENDS[1:]:
+        for lu, rk in zip(results[BM25Backend.lucene], results[other], strict=True):
+            assert lu[0] == rk[0], other
+            assert len(set(lu) & set(rk)) >= 4, other
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.value)
+def test_k1_and_b_given_at_open_change_the_scores(tmp_path, backend):
+    build_bm25(backend, DOCS, tmp_path / "bm25")
+    default = open_bm25(backend, tmp_path / "bm25", k1=0.9, b=0.4).search("water soil plants", 5)
+    other = open_bm25(backend, tmp_path / "bm25", k1=1.5, b=0.9).search("water soil plants", 5)
+    assert [round(h.score, 4) for h in default] != [round(h.score, 4) for h in other]

@@ -1,6 +1,6 @@
 """The generator contract (rag.generators.base.Generator), run by every backend: the echo fake, the
-OpenAI-compatible client (against this service's own /v1/chat/completions, echo behind it) and the
-in-process transformers generator with the embedded SmolLM2-135M (slow)."""
+OpenAI-compatible client (against this service's own /v1/chat/completions, echo behind it), and the
+embedded SmolLM2-135M in process on transformers and on CTranslate2 int8 (slow)."""
 
 import pytest
 
@@ -15,7 +15,7 @@ MSGS = [{"role": "system", "content": "Answer briefly."},
                                     "\n\nUsing only the passages above, answer the question: When should I prune roses?"}]
 
 
-@pytest.fixture(scope="module", params=["echo", "openai", pytest.param("local", marks=pytest.mark.slow)])
+@pytest.fixture(scope="module", params=["echo", "openai", *(pytest.param(b, marks=pytest.mark.slow) for b in ("local", "ctranslate2"))])
 def generator(request, tmp_path_factory):
     if request.param == "echo":
         yield EchoGenerator()
@@ -26,9 +26,10 @@ def generator(request, tmp_path_factory):
         with running_server(app) as url:
             yield OpenAIGenerator(f"{url}/v1", "echo", retries=0)
     else:
+        from rag.generators.ct2 import CT2Generator
         from rag.generators.local import LocalGenerator
 
-        gen = LocalGenerator(torch_threads=1)
+        gen = LocalGenerator(threads=1) if request.param == "local" else CT2Generator(threads=1)
         yield gen
         gen.close()
 
@@ -56,3 +57,28 @@ def test_counting_and_rendering(generator):
     prompt = generator.render(MSGS)
     assert "When should I prune roses?" in prompt and generator.count_tokens(prompt) > generator.count_tokens("prune")
     generator.check()  # ready: raises when it cannot serve
+
+
+def test_concurrent_requests_each_get_their_own_answer(generator):
+    """Batched by the backend's worker (in-process ones): no request sees another's tokens."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["When should I prune roses?", "When should I feed roses?"]
+    msgs = [[MSGS[0], {"role": "user", "content": MSGS[1]["content"].replace("When should I prune roses?", q)}] for q in questions]
+    p = GenerationParams(max_tokens=16)
+    alone = [generator.generate(m, p).text for m in msgs]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda m: generator.generate(m, p).text, msgs))
+    assert together == alone
+
+
+def test_a_folder_ctranslate2_cannot_load_is_a_configuration_error(tmp_path):
+    from rag.errors import ConfigError
+    from rag.generators.ct2 import CT2Generator
+
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    with pytest.raises(ConfigError, match="generator model"):
+        CT2Generator(model=str(tmp_path), cache_dir=tmp_path / "cache").load()
+    assert not list((tmp_path / "cache").glob("ct2/*")), "no half-converted model is left behind"
+    with pytest.raises(ConfigError, match="compute_type"):
+        CT2Generator(compute_type="int3")

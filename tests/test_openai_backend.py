@@ -93,7 +93,7 @@ def test_openai_backend_against_rag_serve_with_the_local_generator(tmp_path):
         remote = OpenAIGenerator(base, "smollm2", timeout_s=120)
         s = remote.stream(msgs, p)
         text = "".join(s)
-        local = LocalGenerator(torch_threads=1).generate(msgs, p)
+        local = LocalGenerator(threads=1).generate(msgs, p)
         assert text == s.result.text == local.text and "Paris" in text
         assert s.result.tokens_out == local.tokens_out and s.result.tokens_in == local.tokens_in
     finally:

@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -63,6 +64,34 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")
     assert r.status_code == 200 and r.json()["passages"] > 0
+
+
+def test_readiness_waits_for_the_warm_up_which_exercises_search_and_the_generator(tmp_path):
+    d = tmp_path / "idx"
+    enc = HashEncoder(dim=64)
+    make_job(d, enc).run(open_source(SAMPLE))
+    release, searched = threading.Event(), []
+
+    class Recording(Searcher):
+        def search(self, query, mode=None, k=None, filters=None):
+            searched.append(mode)
+            return super().search(query, mode, k, filters)
+
+    class SlowToLoad(EchoGenerator):
+        def generate(self, messages, params):
+            release.wait(10)
+            return super().generate(messages, params)
+
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}, warmup_queries=9),
+                     searcher_factory=lambda: Recording(IndexReader(d), enc), generator_factory=SlowToLoad)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "warming up"
+        release.set()
+        assert app.state.warmup.done.wait(10)
+        assert c.get("/readyz").status_code == 200
+    assert len(searched) == 9 and set(searched) == {"hybrid", "bm25", "dense"}
+    assert app.state.warmup.report["generator"] is True
 
 
 def test_no_index_gives_503_not_a_traceback(tmp_path):

@@ -19,7 +19,7 @@ DATASETS = ["scifact", "cranfield", "cisi"]
 
 
 def rag_eval(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "eval", *args, "--no-progress"], check=True)
+    subprocess.run([sys.executable, "-m", "service", "eval", *args, "--no-progress"], check=True)
 
 
 def main() -> None:

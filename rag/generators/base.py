@@ -17,19 +17,20 @@ class GeneratorSpec:
     """What makes one generator (decoding parameters are per request, not here): the factory keeps
     one generator per spec."""
 
-    backend: str = "local"  # local | openai
+    backend: str = "local"  # local | ctranslate2 | openai
     model: str | None = None
     base_url: str = "http://127.0.0.1:8001/v1"
     api_key: str | None = None
     tokenizer: str | None = None
     device: str = "auto"
-    torch_threads: int | None = None
+    threads: int | None = None
     max_batch: int = 8
     max_wait_ms: float = 10.0
     static_cache: bool = False
     cache_dir: Path = DEFAULT_CACHE
     timeout_s: float = 60.0
     retries: int = 2
+    compute_type: str = "auto"
 
 
 @dataclass(frozen=True)

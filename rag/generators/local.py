@@ -88,7 +88,7 @@ class LocalGenerator(Generator):
 
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
-        static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, torch_threads: int | None = None,
+        static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, threads: int | None = None,
     ) -> None:
         self._model_arg = model
         self._device_arg = device
@@ -96,7 +96,7 @@ class LocalGenerator(Generator):
         self.max_wait = max_wait_ms / 1000
         self.static_cache = static_cache
         self.cache_dir = Path(cache_dir)
-        self.torch_threads = torch_threads
+        self.threads = threads
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._worker: threading.Thread | None = None
         self._load_lock = threading.Lock()
@@ -111,8 +111,8 @@ class LocalGenerator(Generator):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            if self.torch_threads:
-                torch.set_num_threads(self.torch_threads)
+            if self.threads:
+                torch.set_num_threads(self.threads)
             path = Path(self._model_arg) if self._model_arg else default_model_dir(self.cache_dir)
             self.device = ("cuda" if torch.cuda.is_available() else "cpu") if self._device_arg == "auto" else self._device_arg
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -128,6 +128,7 @@ class LocalGenerator(Generator):
                 self.model.generation_config.cache_implementation = "static"
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True)
             self.path = path
+            self.eos_ids = set(_as_list(self.tokenizer.eos_token_id)) | set(_as_list(self.model.generation_config.eos_token_id))
             self._loaded = True
             log.info("loaded generator %s on %s", path, self.device)
 
@@ -218,6 +219,29 @@ class LocalGenerator(Generator):
                         r.out.put(GeneratorError("the generator was closed"))
                         r.out.put(_DONE)
 
+    def _on_token(self, r: _Request, tok: int, now: float) -> None:
+        """One decoded token of one request: stream its text, and finish it at an end token, a stop
+        sequence or its token limit (shared by every in-process backend)."""
+        if r.done:
+            return
+        if tok in self.eos_ids:
+            r.finish, r.done = "stop", True
+            r.out.put(_DONE)
+            return
+        r.tokens.append(tok)
+        r.first_token_s = r.first_token_s if r.first_token_s is not None else now - r.t0
+        text = self.tokenizer.decode(r.tokens, skip_special_tokens=True)
+        text, stopped = apply_stop(text, r.params.stop)
+        if text.endswith("\ufffd") and not stopped:
+            return  # an incomplete UTF-8 sequence: wait for the rest
+        delta, r.text = text[len(r.text):], text
+        if delta:
+            r.out.put(delta)
+        if stopped or len(r.tokens) >= r.params.max_tokens:
+            r.finish = "stop" if stopped else "length"
+            r.done = True
+            r.out.put(_DONE)
+
     def _run(self, batch: list[_Request]) -> None:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -252,7 +276,6 @@ class _BatchStreamer:
 
     def __init__(self, gen: LocalGenerator, batch: list[_Request]) -> None:
         self.gen, self.batch, self.prompt_seen = gen, batch, False
-        self.eos = set(_as_list(gen.tokenizer.eos_token_id)) | set(_as_list(gen.model.generation_config.eos_token_id))
 
     def put(self, value) -> None:
         if not self.prompt_seen:
@@ -260,25 +283,7 @@ class _BatchStreamer:
             return
         now = time.perf_counter()
         for r, tok in zip(self.batch, value.reshape(-1).tolist(), strict=True):
-            if r.done:
-                continue
-            if tok in self.eos:
-                r.finish, r.done = "stop", True
-                r.out.put(_DONE)
-                continue
-            r.tokens.append(tok)
-            r.first_token_s = r.first_token_s if r.first_token_s is not None else now - r.t0
-            text = self.gen.tokenizer.decode(r.tokens, skip_special_tokens=True)
-            text, stopped = apply_stop(text, r.params.stop)
-            if text.endswith("\ufffd") and not stopped:
-                continue  # an incomplete UTF-8 sequence: wait for the rest
-            delta, r.text = text[len(r.text):], text
-            if delta:
-                r.out.put(delta)
-            if stopped or len(r.tokens) >= r.params.max_tokens:
-                r.finish = "stop" if stopped else "length"
-                r.done = True
-                r.out.put(_DONE)
+            self.gen._on_token(r, tok, now)
 
     def end(self) -> None:
         pass

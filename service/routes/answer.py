@@ -7,13 +7,14 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.answer import params_from
 from rag.serialize import answer_result_dict, extractive_dict
 from service.deps import AnswererDep, SettingsDep
 from service.errors import GENERATOR_STATUS
+from service.responses import FastJSONResponse
 from service.schemas import AnswerRequest, ErrorResponse
 
 router = APIRouter(prefix="/v1", tags=["answer"])
@@ -47,7 +48,7 @@ async def answer(req: AnswerRequest, answerer: AnswererDep, settings: SettingsDe
         result = await run_in_threadpool(answerer.answer, req.question, **kw)
         observe(result)
         body = answer_result_dict(result)
-        return JSONResponse(body, status_code=GENERATOR_STATUS[result.error_kind or "failed"] if result.error else 200)
+        return FastJSONResponse(body, status_code=GENERATOR_STATUS[result.error_kind or "failed"] if result.error else 200)
 
     # validate and search before the stream starts, so bad input still gets a 4xx status
     events = answerer.stream(req.question, **kw)

@@ -25,6 +25,9 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 def _readiness(state) -> JSONResponse:
+    if not state.warmup.done.is_set():
+        return JSONResponse({"status": "warming up", "reason": "loading and exercising the encoder, BM25 and the generator"},
+                            status_code=503)
     body: dict = {"status": "ready"}
     problems: list[str] = []
     try:

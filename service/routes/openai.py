@@ -8,11 +8,12 @@ import time
 import uuid
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from rag.generators.base import GenerationParams
 from service.deps import GeneratorDep
+from service.responses import FastJSONResponse
 from service.schemas import ChatCompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -52,7 +53,7 @@ async def chat_completions(req: ChatCompletionRequest, generator: GeneratorDep):
 
         return StreamingResponse(sse(), media_type="text/event-stream")
     g = await run_in_threadpool(lambda: (list(stream), stream.final())[1])
-    return JSONResponse({
+    return FastJSONResponse({
         "id": cid, "object": "chat.completion", "created": created, "model": req.model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": g.text}, "finish_reason": g.finish_reason}],
         "usage": {"prompt_tokens": g.tokens_in, "completion_tokens": g.tokens_out, "total_tokens": g.tokens_in + g.tokens_out},

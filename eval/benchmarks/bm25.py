@@ -1,0 +1,90 @@
+"""BM25 backends side by side in one run: Lucene (pyserini's jar), bm25s and rank-bm25, on the
+same analysed text (title + text, one passage per document) of SciFact, Cranfield, CISI (test) and
+squad-dev (dev).
+
+    python -m eval.benchmarks.bm25 [--data ../shared/data] [--output docs/benchmarks/bm25.json]
+
+Per backend and dataset: nDCG@10 and Recall@100 (pytrec_eval), index build seconds, index size on
+disk, the process's resident memory growth when the index is opened, and search latency p50/p95
+for k=100 (one thread, after a warm-up pass over the queries; the passage fetch is not included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from eval.metrics import evaluate
+from eval.report import write_atomic
+from eval.stats import pct
+from rag.bm25 import BM25Backend, build_bm25, open_bm25
+from rag.datasets import load_dataset
+from rag.types import indexed_text
+
+log = logging.getLogger(__name__)
+DATASETS = {"scifact": "test", "cranfield": "test", "cisi": "test", "squad-dev": "dev"}
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def size_mb(folder: Path) -> float:
+    return round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 2)
+
+
+def run(backend: BM25Backend, docs: list[tuple[str, str]], queries: dict[str, str], qrels, tmp: Path) -> dict:
+    out = tmp / backend.value
+    t = time.perf_counter()
+    build_bm25(backend, docs, out, threads=1)
+    build_s = time.perf_counter() - t
+    before = rss_mb()
+    t = time.perf_counter()
+    index = open_bm25(backend, out)
+    open_s = time.perf_counter() - t
+    grown = rss_mb() - before
+    for q in queries.values():  # warm-up: Lucene's JIT, caches
+        index.search(q, 100)
+    run_, times = {}, []
+    for qid, q in queries.items():
+        t = time.perf_counter()
+        hits = index.search(q, 100)
+        times.append((time.perf_counter() - t) * 1000)
+        run_[qid] = {h.passage_id: h.score for h in hits}
+    m = evaluate(qrels, run_)
+    return {"ndcg@10": round(m["ndcg@10"], 4), "recall@100": round(m["recall@100"], 4), "build_s": round(build_s, 2),
+            "open_s": round(open_s, 2), "disk_mb": size_mb(out), "rss_growth_mb": round(grown, 1),
+            "search_ms": {"p50": pct(times, 50), "p95": pct(times, 95)}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"))
+    ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/bm25.json"))
+    ap.add_argument("--backends", default="lucene,bm25s,rank_bm25")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    backends = [BM25Backend(b) for b in args.backends.split(",")]
+    out: dict = {"datasets": {}}
+    for name, split in DATASETS.items():
+        ds = load_dataset(args.data / name, split)
+        with ds.corpus.open(encoding="utf-8") as fh:
+            docs = [(d["_id"], indexed_text(d.get("title", ""), d["text"])) for d in map(json.loads, fh)]
+        row = out["datasets"][name] = {"documents": len(docs), "queries": len(ds.queries), "split": split}
+        with tempfile.TemporaryDirectory() as tmp:
+            for b in backends:
+                row[b.value] = r = run(b, docs, ds.queries, ds.qrels, Path(tmp))
+                log.info("%s %s: %s", name, b.value, r)
+    write_atomic(args.output, json.dumps(out, indent=2) + "\n")
+    for name, row in out["datasets"].items():
+        print(name, {b.value: (row[b.value]["ndcg@10"], row[b.value]["search_ms"]["p50"]) for b in backends})
+
+
+if __name__ == "__main__":
+    main()

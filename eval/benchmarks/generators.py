@@ -1,0 +1,130 @@
+"""The embedded generator (SmolLM2-135M-Instruct) on its two in-process runtimes, in one run:
+transformers fp32 (`local`) vs CTranslate2 int8 (`ctranslate2`), the same thread count.
+
+    python -m eval.benchmarks.generators [--data ../shared/data/squad-dev] [--prompts 50] [--threads N]
+                                         [--output docs/benchmarks/generators.json]
+
+Prompts: squad-dev questions (every 15th, so they span articles), each with its gold paragraph as
+the only passage, in the project's prompt (question before and after the passage).
+1. One request at a time: decode tokens/s (tokens after the first over the time after the first),
+   first-token latency, whole-request seconds, over the first --speed prompts, greedy;
+2. four concurrent requests (batched by the backend's worker) vs the same four one after another;
+3. greedy agreement over --prompts prompts: the share of identical outputs, and EM / token F1 /
+   contains-gold (SQuAD normalisation) of each runtime's answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from eval.answers import contains, exact_match, token_f1
+from eval.report import write_atomic
+from rag.encoders.folder import cores
+from rag.generators.base import GenerationParams
+from rag.generators.ct2 import CT2Generator
+from rag.generators.local import LocalGenerator
+from rag.prompts import PromptBuilder
+from rag.types import Passage
+
+log = logging.getLogger(__name__)
+
+
+def load_prompts(data: Path, n: int) -> list[tuple[str, Passage, list[str]]]:
+    corpus = {d["_id"]: d for d in map(json.loads, (data / "corpus.jsonl").read_text().splitlines())}
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (data / "queries.jsonl").read_text().splitlines())}
+    answers = {a["_id"]: a["answers"] for a in map(json.loads, (data / "answers.jsonl").read_text().splitlines())}
+    gold = {}
+    for line in (data / "qrels" / "dev.tsv").read_text().splitlines()[1:]:
+        qid, did, _ = line.split("\t")
+        gold.setdefault(qid, did)
+    out = []
+    for qid in list(gold)[::15][:n]:
+        d = corpus[gold[qid]]
+        out.append((queries[qid], Passage(d["_id"], d["_id"], 0, d.get("title", ""), d["text"]), answers[qid]))
+    return out
+
+
+def speed(gen, prompts: list, p: GenerationParams) -> dict:
+    decode, first, whole = [], [], []
+    for m in prompts:
+        g = gen.generate(m, p)
+        decode.append(g.tokens_per_s)
+        first.append(g.first_token_s or 0.0)
+        whole.append(g.seconds)
+    med = statistics.median
+    return {"decode_tok_s": round(med(decode), 2), "first_token_s": round(med(first), 3), "request_s": round(med(whole), 3)}
+
+
+def concurrency(gen, prompts: list, p: GenerationParams) -> dict:
+    t, n = time.perf_counter(), 0
+    for m in prompts:
+        n += gen.generate(m, p).tokens_out
+    seq = n / (time.perf_counter() - t)
+    results: list[Any] = [None] * len(prompts)
+
+    def run(i: int) -> None:
+        results[i] = gen.generate(prompts[i], p)
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    conc = sum(r.tokens_out for r in results) / (time.perf_counter() - t)
+    return {"sequential_tok_s": round(seq, 2), "concurrent_tok_s": round(conc, 2), "ratio": round(conc / seq, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path("../shared/data/squad-dev"))
+    ap.add_argument("--prompts", type=int, default=50)
+    ap.add_argument("--speed", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--threads", type=int, default=cores())
+    ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/generators.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gens = {"transformers-fp32": LocalGenerator(threads=args.threads, max_batch=8, max_wait_ms=20),
+            "ctranslate2-int8": CT2Generator(threads=args.threads, max_batch=8, max_wait_ms=20, compute_type="int8")}
+    items = load_prompts(args.data, args.prompts)
+    p = GenerationParams(max_tokens=args.max_tokens, repetition_penalty=1.1)
+    out: dict = {"threads": args.threads, "max_tokens": args.max_tokens, "prompts": len(items), "runtimes": {}}
+    texts: dict[str, list[str]] = {}
+    for name, gen in gens.items():
+        gen.load()
+        builder = PromptBuilder(gen.count_tokens, gen.render)
+        prompts = [builder.build(q, [passage]).messages for q, passage, _ in items]
+        gen.generate(prompts[0], p)  # warm-up
+        row = out["runtimes"][name] = {"single": speed(gen, prompts[: args.speed], p),
+                                       "four_concurrent": concurrency(gen, prompts[:4], p)}
+        texts[name] = [gen.generate(m, p).text.strip() for m in prompts]
+        golds = [a for _, _, a in items]
+        row["answers"] = {metric.__name__: round(statistics.mean(metric(t, g) for t, g in zip(texts[name], golds, strict=True)), 3)
+                          for metric in (exact_match, token_f1, contains)}
+        log.info("%s: %s", name, row)
+        gen.close()
+    a, b = texts.values()
+    out["greedy_identical"] = round(sum(x == y for x, y in zip(a, b, strict=True)) / len(a), 3)
+    out["examples"] = [{"question": q, "transformers": x, "ctranslate2": y}
+                       for (q, _, _), x, y in list(zip(items, a, b, strict=True))[:5]]
+    r = out["runtimes"]
+    out["ratios"] = {
+        "decode_tok_s_ct2_over_transformers": round(r["ctranslate2-int8"]["single"]["decode_tok_s"]
+                                                    / r["transformers-fp32"]["single"]["decode_tok_s"], 2),
+        "request_s_transformers_over_ct2": round(r["transformers-fp32"]["single"]["request_s"]
+                                                 / r["ctranslate2-int8"]["single"]["request_s"], 2),
+    }
+    write_atomic(args.output, json.dumps(out, indent=2) + "\n")
+    print(json.dumps({k: out[k] for k in ("ratios", "greedy_identical")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Warm-up at start-up: load and exercise the encoder, BM25 (Lucene's JIT warms over a few hundred
+queries), the dense index and the generator before /readyz says ready, so the first user's request
+costs what the hundredth does. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from rag.generators.base import GenerationParams
+from rag.types import Mode
+
+log = logging.getLogger(__name__)
+
+
+class WarmUp:
+    def __init__(self, state, queries: int) -> None:
+        self._state = state
+        self.queries = queries
+        self.done = threading.Event()
+        self.report: dict = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.queries <= 0:
+            self.done.set()
+            return
+        self._thread = threading.Thread(target=self._run, name="warm-up", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self.report["searches"] = self._search()
+        except Exception as exc:  # noqa: BLE001 - nothing to warm (no index yet): /readyz says why
+            log.warning("warm-up: search skipped: %s", exc)
+        try:
+            gen = self._state.generator.get()
+            gen.generate([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=2))
+            self.report["generator"] = True
+        except Exception as exc:  # noqa: BLE001 - search still works without a generator
+            log.warning("warm-up: generator skipped: %s", exc)
+        self.report["seconds"] = round(time.perf_counter() - t0, 2)
+        log.info("warm-up done in %.1f s: %s", self.report["seconds"], self.report)
+        self.done.set()
+
+    def _search(self) -> int:
+        """Queries made of the index's own words (each passage's first words), every retriever."""
+        searcher = self._state.searcher.get()
+        passages = searcher.reader.passages
+        step = max(1, len(passages) // self.queries)
+        sample = passages.get(passages.ids[::step][: self.queries])
+        texts = [" ".join(p.text.split()[:8]) for p in sample.values() if p.text.strip()]
+        for i, text in enumerate(texts):
+            searcher.search(text, (Mode.hybrid, Mode.bm25, Mode.dense)[i % 3], k=10)
+        return len(texts)
