@@ -68,7 +68,7 @@ class IndexJob:
     store: DocumentStore
     encoder: Encoder
     chunker: Chunker
-    bm25_backend: BM25Backend = BM25Backend.lucene
+    bm25_backend: BM25Backend = BM25Backend.bm25s
     bm25_threads: int = 1
     hnsw_m: int = 32
     ef_construction: int = 200

@@ -69,7 +69,7 @@ class Precision(str, Enum):
 
 
 class BM25Settings(BaseModel):
-    backend: BM25Backend = BM25Backend.lucene
+    backend: BM25Backend = Field(BM25Backend.bm25s, description="chosen by measurement: docs/benchmarks/bm25.json")
     k1: float = Field(0.9, gt=0)
     b: float = Field(0.4, ge=0, le=1)
     threads: int = Field(2, ge=1, description="Lucene indexing threads")
@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     keep_generations: int = Field(2, ge=1, description="published index generations kept on disk")
     progress: bool = True
     log_level: str = "INFO"
+    search_threads: int = Field(4, ge=1, le=256, description="threads running /v1/search requests (more wait their turn)")
     warmup_queries: int = Field(60, ge=0, le=10_000, description="searches run at start-up before /readyz says ready (0: none)")
     chunking: ChunkingSettings = ChunkingSettings()
     encoder: EncoderSettings = EncoderSettings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
         return factory.index_encoder(settings, manifest, shared=False)
 
     app.state.warmup = WarmUp(app.state, settings.warmup_queries)
+    app.state.search_executor = ThreadPoolExecutor(settings.search_threads, thread_name_prefix="search")
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
     app.state.metrics = metrics = Metrics()

@@ -1,6 +1,6 @@
-"""Warm-up at start-up: load and exercise the encoder, BM25 (Lucene's JIT warms over a few hundred
-queries), the dense index and the generator before /readyz says ready, so the first user's request
-costs what the hundredth does. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
+"""Warm-up at start-up: load and exercise the store's key lookup, the encoder, BM25 (Lucene's JIT
+warms over a few hundred queries), the dense index and the generator before /readyz says ready, so
+the first user's request costs what the hundredth does. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
 
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ class WarmUp:
 
     def _run(self) -> None:
         t0 = time.perf_counter()
+        try:  # the key lookup a request's first use of a key makes (SQLAlchemy compiles it once)
+            self._state.store.get().keys.get("warm-up")
+        except Exception as exc:  # noqa: BLE001 - /readyz reports the store's state
+            log.warning("warm-up: store skipped: %s", exc)
         try:
             self.report["searches"] = self._search()
         except Exception as exc:  # noqa: BLE001 - nothing to warm (no index yet): /readyz says why

@@ -53,15 +53,16 @@ def test_env_settings_apply_and_cli_wins(tmp_path):
 
 
 @pytest.mark.slow
-def test_index_sample_corpus_with_real_encoder_and_lucene(tmp_path):
-    """Integration: the real MiniLM encoder, the real Lucene index, the real SQLite store."""
+def test_index_sample_corpus_with_the_default_real_parts(tmp_path):
+    """Integration: the real MiniLM encoder (ONNX int8), bm25s, the real SQLite store; the vectors
+    answer queries encoded by torch too (the same model on another runtime)."""
     r = rag("index", SAMPLE, "--index-dir", tmp_path, "--json", "--no-progress")
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["added"] == 113 and s["published"] and s["rejected"] == 0
     assert s["passages_encoded"] == s["passages_total"] >= 113
     reader = IndexReader(tmp_path)
-    assert reader.manifest.bm25_backend == "lucene"
+    assert reader.manifest.bm25_backend == "bm25s" and reader.manifest.encoder.numeric == "onnx-int8"  # the defaults
     assert reader.manifest.encoder.dim == 384 and reader.dense.kind == "flat"
     hit = reader.bm25.search("blossom end rot calcium", 1)[0]
     assert reader.passages.get([hit.passage_id])[hit.passage_id].title == "Tomato blossom end rot"

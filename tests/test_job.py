@@ -132,8 +132,8 @@ def test_new_model_reencodes_without_a_source(tmp_path, hash_encoder):
     assert gens.verify(r.gen_dir) == []
 
 
-@pytest.mark.parametrize("backend", [BM25Backend.lucene, BM25Backend.rank_bm25], ids=lambda b: b.value)
-def test_both_bm25_backends_publish(tmp_path, hash_encoder, backend):
+@pytest.mark.parametrize("backend", list(BM25Backend), ids=lambda b: b.value)
+def test_every_bm25_backend_publishes(tmp_path, hash_encoder, backend):
     corpus = write_jsonl(tmp_path / "c.jsonl", rows(5))
     make_job(tmp_path / "idx", hash_encoder, backend=backend).run(open_source(corpus))
     r = IndexReader(tmp_path / "idx")

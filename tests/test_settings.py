@@ -7,7 +7,7 @@ from rag.settings import BM25Backend, load_settings
 def test_defaults(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     s = load_settings()
-    assert s.bm25.backend is BM25Backend.lucene and (s.bm25.k1, s.bm25.b) == (0.9, 0.4)
+    assert s.bm25.backend is BM25Backend.bm25s and (s.bm25.k1, s.bm25.b) == (0.9, 0.4)
     assert s.db_url.startswith("sqlite:///") and s.db_url.endswith("data/index/rag.db")
 
 

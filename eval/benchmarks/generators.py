@@ -1,14 +1,16 @@
 """The embedded generator (SmolLM2-135M-Instruct) on its two in-process runtimes, in one run:
-transformers fp32 (`local`) vs CTranslate2 int8 (`ctranslate2`), the same thread count.
+transformers fp32 (`local`) vs CTranslate2 int8 (`ctranslate2`), at the same thread counts.
 
-    python -m eval.benchmarks.generators [--data ../shared/data/squad-dev] [--prompts 50] [--threads N]
+    python -m eval.benchmarks.generators [--data ../shared/data/squad-dev] [--prompts 50] [--threads 1,2]
                                          [--output docs/benchmarks/generators.json]
 
 Prompts: squad-dev questions (every 15th, so they span articles), each with its gold paragraph as
 the only passage, in the project's prompt (question before and after the passage).
-1. One request at a time: decode tokens/s (tokens after the first over the time after the first),
-   first-token latency, whole-request seconds, over the first --speed prompts, greedy;
-2. four concurrent requests (batched by the backend's worker) vs the same four one after another;
+1. One request at a time, each decoding exactly --max-tokens tokens, for every --threads count:
+   decode tokens/s (tokens after the first over the time after the first), first-token latency,
+   whole-request seconds, over the first --speed prompts, greedy;
+2. four concurrent requests (batched by the backend's worker) vs the same four one after another,
+   the same fixed length;
 3. greedy agreement over --prompts prompts: the share of identical outputs, and EM / token F1 /
    contains-gold (SQuAD normalisation) of each runtime's answers.
 """
@@ -26,7 +28,6 @@ from typing import Any
 
 from eval.answers import contains, exact_match, token_f1
 from eval.report import write_atomic
-from rag.encoders.folder import cores
 from rag.generators.base import GenerationParams
 from rag.generators.ct2 import CT2Generator
 from rag.generators.local import LocalGenerator
@@ -88,39 +89,52 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=50)
     ap.add_argument("--speed", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=cores())
+    ap.add_argument("--threads", default="1,2", help="thread counts to measure speed with (the answers use the first)")
     ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/generators.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gens = {"transformers-fp32": LocalGenerator(threads=args.threads, max_batch=8, max_wait_ms=20),
-            "ctranslate2-int8": CT2Generator(threads=args.threads, max_batch=8, max_wait_ms=20, compute_type="int8")}
+    runtimes = {"transformers-fp32": lambda t: LocalGenerator(threads=t, max_batch=8, max_wait_ms=20),
+                "ctranslate2-int8": lambda t: CT2Generator(threads=t, max_batch=8, max_wait_ms=20, compute_type="int8")}
+    threads = [int(t) for t in args.threads.split(",")]
     items = load_prompts(args.data, args.prompts)
+    # speed: every request decodes exactly max_tokens (no early end), so rates compare
+    fixed = GenerationParams(max_tokens=args.max_tokens, min_tokens=args.max_tokens, repetition_penalty=1.1)
     p = GenerationParams(max_tokens=args.max_tokens, repetition_penalty=1.1)
-    out: dict = {"threads": args.threads, "max_tokens": args.max_tokens, "prompts": len(items), "runtimes": {}}
+    out: dict = {"threads": threads, "max_tokens": args.max_tokens, "prompts": len(items), "runtimes": {}}
     texts: dict[str, list[str]] = {}
-    for name, gen in gens.items():
-        gen.load()
-        builder = PromptBuilder(gen.count_tokens, gen.render)
-        prompts = [builder.build(q, [passage]).messages for q, passage, _ in items]
-        gen.generate(prompts[0], p)  # warm-up
-        row = out["runtimes"][name] = {"single": speed(gen, prompts[: args.speed], p),
-                                       "four_concurrent": concurrency(gen, prompts[:4], p)}
-        texts[name] = [gen.generate(m, p).text.strip() for m in prompts]
-        golds = [a for _, _, a in items]
-        row["answers"] = {metric.__name__: round(statistics.mean(metric(t, g) for t, g in zip(texts[name], golds, strict=True)), 3)
-                          for metric in (exact_match, token_f1, contains)}
-        log.info("%s: %s", name, row)
-        gen.close()
+    golds = [a for _, _, a in items]
+    for name, make in runtimes.items():
+        row = out["runtimes"][name] = {}
+        for t in threads:
+            gen = make(t)
+            gen.load()
+            builder = PromptBuilder(gen.count_tokens, gen.render)
+            prompts = [builder.build(q, [passage]).messages for q, passage, _ in items]
+            gen.generate(prompts[0], fixed)  # warm-up
+            row[f"threads={t}"] = {"single": speed(gen, prompts[: args.speed], fixed),
+                                   "four_concurrent": concurrency(gen, prompts[:4], fixed)}
+            if t == threads[0]:
+                texts[name] = [gen.generate(m, p).text.strip() for m in prompts]
+                row["answers"] = {metric.__name__: round(statistics.mean(metric(x, g) for x, g in zip(texts[name], golds, strict=True)), 3)
+                                  for metric in (exact_match, token_f1, contains)}
+            log.info("%s threads=%d: %s", name, t, row)
+            gen.close()
     a, b = texts.values()
     out["greedy_identical"] = round(sum(x == y for x, y in zip(a, b, strict=True)) / len(a), 3)
     out["examples"] = [{"question": q, "transformers": x, "ctranslate2": y}
                        for (q, _, _), x, y in list(zip(items, a, b, strict=True))[:5]]
     r = out["runtimes"]
+
+    def best(name: str, key: str, part: str = "single") -> float:
+        return max(v[part][key] for k, v in r[name].items() if k.startswith("threads="))
+
     out["ratios"] = {
-        "decode_tok_s_ct2_over_transformers": round(r["ctranslate2-int8"]["single"]["decode_tok_s"]
-                                                    / r["transformers-fp32"]["single"]["decode_tok_s"], 2),
-        "request_s_transformers_over_ct2": round(r["transformers-fp32"]["single"]["request_s"]
-                                                 / r["ctranslate2-int8"]["single"]["request_s"], 2),
+        "decode_tok_s_ct2_over_transformers_same_threads": {
+            k: round(r["ctranslate2-int8"][k]["single"]["decode_tok_s"] / r["transformers-fp32"][k]["single"]["decode_tok_s"], 2)
+            for k in r["transformers-fp32"] if k.startswith("threads=")},
+        "decode_tok_s_each_at_its_best": round(best("ctranslate2-int8", "decode_tok_s") / best("transformers-fp32", "decode_tok_s"), 2),
+        "four_concurrent_over_sequential": {n: {k: v["four_concurrent"]["ratio"] for k, v in rr.items() if k.startswith("threads=")}
+                                            for n, rr in r.items()},
     }
     write_atomic(args.output, json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("ratios", "greedy_identical")}, indent=2))

@@ -121,6 +121,7 @@ async def main_async(args) -> dict:
     shutil.copytree(args.index, work / "index")
     env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "RAG_CHUNKING__ENABLED": "false",
            "RAG_TUNED_FILE": str(args.tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000",
+           "RAG_LIMITS__MAX_QUEUED_JOBS_PER_KEY": "16",  # the ingestion sends its 500 documents as 5 jobs at once
            **dict(kv.split("=", 1) for kv in args.env)}
     token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", "write", "--name", "load"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()

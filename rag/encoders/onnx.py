@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from rag.cache import DEFAULT_CACHE
 from rag.encoders.folder import FolderEncoder
-from rag.hashing import fingerprint
 from rag.errors import ConfigError
+from rag.hashing import fingerprint
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "int8")

@@ -40,6 +40,7 @@ class GenerationParams:
     max_tokens: int = 256
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
+    min_tokens: int = 0  # in-process backends: no end token before this many (fixed-length runs for benchmarks)
 
 
 @dataclass

@@ -258,7 +258,7 @@ class LocalGenerator(Generator):
 
         kwargs = dict(max_new_tokens=max(r.params.max_tokens for r in batch), streamer=streamer,
                       stopping_criteria=StoppingCriteriaList([AllDone()]), pad_token_id=self.tokenizer.pad_token_id,
-                      repetition_penalty=p.repetition_penalty)
+                      repetition_penalty=p.repetition_penalty, min_new_tokens=p.min_tokens or None)
         if p.temperature > 0:
             kwargs |= dict(do_sample=True, temperature=p.temperature, top_p=p.top_p)
         else:
@@ -294,7 +294,7 @@ def _as_list(x) -> list[int]:
 
 
 def _same_sampling(a: GenerationParams, b: GenerationParams) -> bool:
-    return (a.temperature, a.top_p, a.repetition_penalty) == (b.temperature, b.top_p, b.repetition_penalty)
+    return (a.temperature, a.top_p, a.repetition_penalty, a.min_tokens) == (b.temperature, b.top_p, b.repetition_penalty, b.min_tokens)
 
 
 def _classify(exc: Exception) -> GeneratorError:

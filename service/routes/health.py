@@ -40,6 +40,8 @@ def _readiness(state) -> JSONResponse:
         s = state.searcher.get()
         _verify(state, s.reader.gen_dir)
         body |= {"generation": s.reader.generation, "passages": len(s.reader.passages)}
+        if getattr(s, "encoder_warning", None):
+            body["encoder_warning"] = s.encoder_warning
         if s.reader.refresh_error:
             body["warning"] = f"a newer generation could not be opened: {s.reader.refresh_error}"
     except Exception as exc:  # noqa: BLE001
