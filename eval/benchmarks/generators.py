@@ -41,7 +41,7 @@ def load_prompts(data: Path, n: int) -> list[tuple[str, Passage, list[str]]]:
     corpus = {d["_id"]: d for d in map(json.loads, (data / "corpus.jsonl").read_text().splitlines())}
     queries = {q["_id"]: q["text"] for q in map(json.loads, (data / "queries.jsonl").read_text().splitlines())}
     answers = {a["_id"]: a["answers"] for a in map(json.loads, (data / "answers.jsonl").read_text().splitlines())}
-    gold = {}
+    gold: dict[str, str] = {}
     for line in (data / "qrels" / "dev.tsv").read_text().splitlines()[1:]:
         qid, did, _ = line.split("\t")
         gold.setdefault(qid, did)
@@ -104,7 +104,8 @@ def main() -> None:
     texts: dict[str, list[str]] = {}
     golds = [a for _, _, a in items]
     for name, make in runtimes.items():
-        row = out["runtimes"][name] = {}
+        row: dict[str, Any] = {}
+        out["runtimes"][name] = row
         for t in threads:
             gen = make(t)
             gen.load()
@@ -128,7 +129,7 @@ def main() -> None:
     def best(name: str, key: str, part: str = "single") -> float:
         return max(v[part][key] for k, v in r[name].items() if k.startswith("threads="))
 
-    out["ratios"] = {
+    ratios: dict[str, Any] = {
         "decode_tok_s_ct2_over_transformers_same_threads": {
             k: round(r["ctranslate2-int8"][k]["single"]["decode_tok_s"] / r["transformers-fp32"][k]["single"]["decode_tok_s"], 2)
             for k in r["transformers-fp32"] if k.startswith("threads=")},
@@ -136,6 +137,7 @@ def main() -> None:
         "four_concurrent_over_sequential": {n: {k: v["four_concurrent"]["ratio"] for k, v in rr.items() if k.startswith("threads=")}
                                             for n, rr in r.items()},
     }
+    out["ratios"] = ratios
     write_atomic(args.output, json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("ratios", "greedy_identical")}, indent=2))
 
