@@ -55,14 +55,17 @@ def convex(
     An item missing from one list gets that list's lowest normalised score: it ranked below
     everything the list returned.
     """
-    fused: dict[str, float] = {}
-    parts = []
+    index: dict[str, int] = {}
+    for run in (dense, sparse):
+        for h in run:
+            index.setdefault(h.passage_id, len(index))
+    total = np.zeros(len(index))
     for run, w in ((dense, weight), (sparse, 1.0 - weight)):
-        norm = normalize(np.array([h.score for h in run], dtype=np.float64), method)
-        parts.append(({h.passage_id: float(s) for h, s in zip(run, norm, strict=True)}, float(norm.min()) if len(norm) else 0.0, w))
-    for pid in {h.passage_id for run in (dense, sparse) for h in run}:
-        fused[pid] = sum(w * scores.get(pid, floor) for scores, floor, w in parts)
-    return _sorted(fused)
+        norm = normalize(np.fromiter((h.score for h in run), dtype=np.float64, count=len(run)), method)
+        part = np.full(len(index), float(norm.min()) if len(norm) else 0.0)
+        part[[index[h.passage_id] for h in run]] = norm
+        total += w * part
+    return _sorted(dict(zip(index, total.tolist(), strict=True)))
 
 
 def fold_documents(hits: Sequence[ScoredId], doc_of: dict[str, str]) -> list[ScoredId]:

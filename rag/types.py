@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def passage_id(document_id: str, ordinal: int) -> str:
@@ -105,9 +105,9 @@ class Passage:
         return indexed_text(self.title, self.text)
 
 
-@dataclass(frozen=True)
-class ScoredId:
-    """A retriever's hit before it is joined with the passage text."""
+class ScoredId(NamedTuple):
+    """A retriever's hit before it is joined with the passage text (a tuple: hundreds are made per
+    search, and a tuple is made several times faster than a frozen dataclass)."""
 
     passage_id: str
     score: float

@@ -362,7 +362,7 @@ def serve(
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: exit 0 then
     signal.signal(signal.SIGTERM, _exit_0)
     uvicorn.run("service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower())
+                log_level=settings.log_level.lower(), access_log=settings.access_log)
 
 
 def _exit_0(_signum, _frame) -> None:
