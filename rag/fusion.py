@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
+from operator import itemgetter
 
 import numpy as np
 
@@ -81,4 +82,5 @@ def fold_documents(hits: Sequence[ScoredId], doc_of: dict[str, str]) -> list[Sco
 
 
 def _sorted(scores: dict[str, float]) -> list[ScoredId]:
-    return [ScoredId(pid, s) for pid, s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))]
+    """Best score first, ties by id: sorted by id, then stably by score (reverse keeps stability)."""
+    return list(map(ScoredId._make, sorted(sorted(scores.items()), key=itemgetter(1), reverse=True)))

@@ -50,7 +50,7 @@ class EncoderSettings(BaseModel):
     batch_size: int = Field(64, ge=1)
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     max_seq_length: int | None = Field(None, ge=8)
-    backend: EncoderBackend | None = Field(None, description="onnx | torch; default: what the index was built with, else onnx")
+    backend: EncoderBackend | None = Field(None, description="onnx | torch; default: what the index was built with, else onnx (torch with CUDA)")
     precision: Precision | None = Field(None, description="onnx: int8 | fp32; default: the index's, else int8")
     query_threads: int = Field(1, ge=1, description="intra-op threads of one query's forward pass")
     index_threads: int | None = Field(None, ge=1, description="threads encoding passages; default every core")

@@ -56,6 +56,6 @@ class WarmUp:
         step = max(1, len(passages) // self.queries)
         sample = passages.get(passages.ids[::step][: self.queries])
         texts = [" ".join(p.text.split()[:8]) for p in sample.values() if p.text.strip()]
-        for i, text in enumerate(texts):
-            searcher.search(text, (Mode.hybrid, Mode.bm25, Mode.dense)[i % 3], k=10)
+        for i, text in enumerate(texts):  # on the executor requests use, whose threads start on first use
+            self._state.search_executor.submit(searcher.search, text, (Mode.hybrid, Mode.bm25, Mode.dense)[i % 3], k=10).result()
         return len(texts)

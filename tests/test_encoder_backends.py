@@ -22,7 +22,8 @@ class Info:
 
 
 @pytest.mark.parametrize("settings, built, expect", [
-    ({}, None, ("OnnxEncoder", "onnx-int8")),  # a new index: the measured default
+    ({"device": "cpu"}, None, ("OnnxEncoder", "onnx-int8")),  # a new index on a CPU: the measured default
+    ({"device": "cuda"}, None, ("SentenceTransformerEncoder", "torch-fp16")),  # where a GPU encodes
     ({}, "torch-fp32", ("SentenceTransformerEncoder", "torch-fp32")),  # an index built before backends existed
     ({}, "onnx-fp32", ("OnnxEncoder", "onnx-fp32")),
     ({"backend": "torch"}, "onnx-int8", ("SentenceTransformerEncoder", "torch-fp32")),  # said explicitly

@@ -24,8 +24,6 @@ class EncoderSpec:
     precision: str = "int8"  # fp32 | int8 (onnx); torch runs fp32 (fp16 on CUDA)
     query_threads: int = 1
     index_threads: int | None = None  # None: every core the process may use
-    query_batch: int = 32  # most queries in one forward pass (1: no micro-batching)
-    query_wait_ms: float = 1.0
 
 #: more queries than this in one call are encoded as a bulk job, not on the query path
 BULK = 64
