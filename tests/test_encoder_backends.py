@@ -58,3 +58,16 @@ def test_another_runtime_of_the_same_model_is_allowed_and_said_another_model_ref
     assert s.search("snake plant watering", k=3).hits  # and it searches
     with pytest.raises(ConfigError, match="built with encoder"):
         Searcher(reader, Numeric("onnx-int8", dim=32))
+
+
+@pytest.mark.slow
+def test_onnx_vectors_match_torch_fp32_exactly_and_int8_closely(real_encoder, onnx_encoders):
+    """The traced pipeline is the model: texts of other lengths than the trace's sample, one longer
+    than the model's 256 tokens (truncated alike), an empty one."""
+    import numpy as np
+
+    texts = ["Prune roses.", "Snake plants need water once a month in winter. " * 3, "word " * 400, ""]
+    torch_vecs = real_encoder.encode_passages(texts)
+    assert np.abs(onnx_encoders["fp32"].encode_passages(texts) - torch_vecs).max() < 1e-5
+    assert (onnx_encoders["int8"].encode_passages(texts) * torch_vecs).sum(axis=1).min() > 0.95
+    assert onnx_encoders["int8"].weights_key == onnx_encoders["fp32"].weights_key == real_encoder.weights_key
