@@ -1,6 +1,7 @@
 """Warm-up at start-up: load and exercise the store's key lookup, the encoder, BM25 (Lucene's JIT
 warms over a few hundred queries), the dense index and the generator before /readyz says ready, so
-the first user's request costs what the hundredth does. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
+the first user's request costs what the hundredth does. Runs on its own thread; /readyz answers
+503 "warming up" meanwhile."""
 
 from __future__ import annotations
 

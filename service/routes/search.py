@@ -13,8 +13,8 @@ router = APIRouter(prefix="/v1", tags=["search"])
 @router.post("/search", response_model=SearchResponse, responses={400: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
 async def search(req: SearchRequest, searcher: SearcherDep, request: Request) -> FastJSONResponse:
     """Ranked passages (after fusion and truncation) with per-stage timings."""
-    # a few dedicated threads, not the 40 of the shared pool: searches contending for the GIL in
-    # larger numbers only add to the tail (the rest wait in the event loop, first come first served)
+    # a few dedicated threads, not the 40 of the shared pool: more searches contending for the GIL
+    # only add to the tail (the rest wait in the executor's queue, first come first served)
     r = await asyncio.get_running_loop().run_in_executor(
         request.app.state.search_executor, searcher.search, req.query, req.mode, req.top_k, req.filters)
     request.app.state.metrics.observe_stages(r.timings_ms, "search.")
