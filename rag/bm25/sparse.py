@@ -21,7 +21,8 @@ from rag.bm25.analysis import analyze
 from rag.types import ScoredId
 
 log = logging.getLogger(__name__)
-TOKENS = "tokens.pkl"
+IDS = "ids.json"
+TOKENS = "tokens.pkl"  # read only to rebuild the matrix for other k1/b
 MATRIX = "matrix"
 BUILT_K1, BUILT_B = 0.9, 0.4
 
@@ -41,8 +42,9 @@ def build_bm25s(docs: Iterable[tuple[str, str]], out_dir: Path) -> None:
         ids.append(pid)
         tokens.append(analyze(text))
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / IDS).write_text(json.dumps(ids), encoding="utf-8")
     with (out_dir / TOKENS).open("wb") as fh:
-        pickle.dump({"ids": ids, "tokens": tokens}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(tokens, fh, protocol=pickle.HIGHEST_PROTOCOL)
     if ids:
         _index(tokens, BUILT_K1, BUILT_B).save(str(out_dir / MATRIX), show_progress=False)
 
@@ -54,16 +56,13 @@ class BM25S:
         index_dir = Path(index_dir)
         params = index_dir / MATRIX / "params.index.json"
         built = json.loads(params.read_text()) if params.is_file() else {}
+        self.ids: list[str] = json.loads((index_dir / IDS).read_text(encoding="utf-8"))
         if (built.get("k1"), built.get("b")) == (k1, b):
-            with (index_dir / TOKENS).open("rb") as fh:  # the ids only are needed; the tokens come along
-                self.ids: list[str] = pickle.load(fh)["ids"]
             self._bm25 = bm25s.BM25.load(str(index_dir / MATRIX), show_progress=False, verbosity=0)
         else:
-            with (index_dir / TOKENS).open("rb") as fh:
-                data = pickle.load(fh)
-            self.ids = data["ids"]
             log.info("bm25s: rebuilding the matrix for k1=%s b=%s (built with %s)", k1, b, built or "nothing")
-            self._bm25 = _index(data["tokens"], k1, b)
+            with (index_dir / TOKENS).open("rb") as fh:
+                self._bm25 = _index(pickle.load(fh), k1, b)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -34,7 +34,7 @@ class SentenceTransformerEncoder(FolderEncoder):
         max_seq_length: int | None = None, query_threads: int = 1, index_threads: int | None = None,
     ) -> None:
         super().__init__(model, query_prefix, passage_prefix, max_seq_length, query_threads, index_threads)
-        self._device = resolve_device(device) if device != "auto" else device
+        self._device = device
         self._lock = threading.Lock()
 
     @property
