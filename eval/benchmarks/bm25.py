@@ -43,8 +43,8 @@ from rag.bm25 import BM25Backend, open_bm25
 base = rss()
 index = open_bm25(BM25Backend(sys.argv[1]), sys.argv[2])
 index.search('the effect of vitamin d on bone', 100)
-print(json.dumps({"first_result_s": round(time.perf_counter() - t, 2), "rss_mb": round(rss(), 1),
-                  "rss_growth_mb": round(rss() - base, 1)}))
+sys.stdout.write(json.dumps({"first_result_s": round(time.perf_counter() - t, 2), "rss_mb": round(rss(), 1),
+                            "rss_growth_mb": round(rss() - base, 1)}) + "\n")
 """
 
 
@@ -93,8 +93,8 @@ def main() -> None:
                 row[b.value] = r = run(b, docs, ds.queries, ds.qrels, Path(tmp))
                 log.info("%s %s: %s", name, b.value, r)
     write_atomic(args.output, json.dumps(out, indent=2) + "\n")
-    for name, row in out["datasets"].items():
-        print(name, {b.value: (row[b.value]["ndcg@10"], row[b.value]["search_ms"]["p50"]) for b in backends})
+    for name, row in out["datasets"].items():  # the script's report
+        sys.stdout.write(f"{name} " + json.dumps({b.value: [row[b.value]["ndcg@10"], row[b.value]["search_ms"]["p50"]] for b in backends}) + "\n")
 
 
 if __name__ == "__main__":

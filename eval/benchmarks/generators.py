@@ -21,6 +21,7 @@ import argparse
 import json
 import logging
 import statistics
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,7 +140,7 @@ def main() -> None:
     }
     out["ratios"] = ratios
     write_atomic(args.output, json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: out[k] for k in ("ratios", "greedy_identical")}, indent=2))
+    sys.stdout.write(json.dumps({k: out[k] for k in ("ratios", "greedy_identical")}, indent=2) + "\n")  # the script's report
 
 
 if __name__ == "__main__":
