@@ -14,6 +14,7 @@ from rag import generations as gens
 from rag.datasets import Dataset
 from rag.factory import make_chunker, make_encoder
 from rag.settings import Settings
+from rag.types import SourceDocument
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +35,9 @@ def dataset_index(ds: Dataset, settings: Settings) -> Path:
     summary = make_index_job(local, encoder=encoder).run(open_source(ds.path))
     log.info("indexed %d documents, %d passages (%d rejected)", summary.documents_total, summary.passages_total, summary.rejected)
     return index_dir
+
+
+def corpus_documents(path: Path, limit: int | None = None) -> list[SourceDocument]:
+    """A BEIR folder's documents as the indexer reads them (the first ``limit``; lines it would refuse left out)."""
+    docs = (r for r in open_source(path) if isinstance(r, SourceDocument))
+    return [d for d, _ in zip(docs, range(limit), strict=False)] if limit is not None else list(docs)

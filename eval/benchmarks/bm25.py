@@ -24,6 +24,7 @@ from pathlib import Path
 from eval.metrics import evaluate
 from eval.report import write_atomic
 from eval.stats import pct
+from indexer.datasets import corpus_documents
 from rag.bm25 import BM25Backend, build_bm25, open_bm25
 from rag.datasets import load_dataset
 from rag.types import indexed_text
@@ -85,8 +86,7 @@ def main() -> None:
     out: dict = {"datasets": {}}
     for name, split in DATASETS.items():
         ds = load_dataset(args.data / name, split)
-        with ds.corpus.open(encoding="utf-8") as fh:
-            docs = [(d["_id"], indexed_text(d.get("title", ""), d["text"])) for d in map(json.loads, fh)]
+        docs = [(d.id, indexed_text(d.title, d.text)) for d in corpus_documents(ds.path)]
         row = out["datasets"][name] = {"documents": len(docs), "queries": len(ds.queries), "split": split}
         with tempfile.TemporaryDirectory() as tmp:
             for b in backends:

@@ -30,8 +30,10 @@ from pathlib import Path
 
 from eval.report import write_atomic
 from eval.stats import pct
+from indexer.datasets import corpus_documents
 from rag.datasets import load_dataset
 from rag.encoders.folder import cores
+from rag.types import indexed_text
 
 log = logging.getLogger(__name__)
 RUNTIMES = {"torch-fp32": ("torch", "fp32"), "onnx-fp32": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8")}
@@ -124,9 +126,7 @@ def main() -> None:
 
     ds = load_dataset(args.data, "test")
     queries = [ds.queries[q] for q in sorted(ds.queries)]
-    with ds.corpus.open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for line, _ in zip(fh, range(args.passages), strict=False)]
-    texts = [f"{d.get('title', '')}\n{d['text']}".strip() for d in docs]
+    texts = [indexed_text(d.title, d.text) for d in corpus_documents(args.data, args.passages)]
     n = cores()
     cache = Path(tempfile.mkdtemp(prefix="onnx-bench-"))
     configs = [("torch-fp32", n), ("torch-fp32", 1), ("onnx-fp32", 1), ("onnx-int8", 1)]

@@ -15,13 +15,12 @@ import json
 import logging
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from eval.benchmarks.generators import concurrency
 from rag.generators.base import GenerationParams
 from rag.generators.local import LocalGenerator
 from rag.prompts import PromptBuilder
@@ -68,30 +67,8 @@ def main() -> None:
         bare_rates.append(bare())
         our_rates.append(ours())
 
-    def sequential() -> float:
-        t, n = time.perf_counter(), 0
-        for m in prompts:
-            n += gen.generate(m, p).tokens_out
-        return n / (time.perf_counter() - t)
-
-    def concurrent() -> float:
-        results: list[Any] = [None] * len(prompts)
-
-        def run(i):
-            results[i] = gen.generate(prompts[i], p)
-
-        t = time.perf_counter()
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        return sum(r.tokens_out for r in results) / (time.perf_counter() - t)
-
-    seq, conc = [], []
-    for _ in range(args.repeats):
-        seq.append(sequential())
-        conc.append(concurrent())
+    runs = [concurrency(gen, prompts, p) for _ in range(args.repeats)]
+    seq, conc = [r["sequential_tok_s"] for r in runs], [r["concurrent_tok_s"] for r in runs]
     med = statistics.median
     out = {
         "model": str(gen.path), "device": gen.device, "threads": torch.get_num_threads(),

@@ -22,13 +22,15 @@ import json
 import logging
 import statistics
 import sys
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from eval.answers import contains, exact_match, token_f1
+from eval.answers import contains, exact_match, load_answers, token_f1
 from eval.report import write_atomic
+from indexer.datasets import corpus_documents
+from rag.datasets import load_dataset
 from rag.generators.base import GenerationParams
 from rag.generators.ct2 import CT2Generator
 from rag.generators.local import LocalGenerator
@@ -39,17 +41,14 @@ log = logging.getLogger(__name__)
 
 
 def load_prompts(data: Path, n: int) -> list[tuple[str, Passage, list[str]]]:
-    corpus = {d["_id"]: d for d in map(json.loads, (data / "corpus.jsonl").read_text().splitlines())}
-    queries = {q["_id"]: q["text"] for q in map(json.loads, (data / "queries.jsonl").read_text().splitlines())}
-    answers = {a["_id"]: a["answers"] for a in map(json.loads, (data / "answers.jsonl").read_text().splitlines())}
-    gold: dict[str, str] = {}
-    for line in (data / "qrels" / "dev.tsv").read_text().splitlines()[1:]:
-        qid, did, _ = line.split("\t")
-        gold.setdefault(qid, did)
+    """Every 15th dev question (so they span articles), its first judged paragraph and its answers."""
+    ds = load_dataset(data, "dev")
+    answers = load_answers(ds)
+    corpus = {d.id: d for d in corpus_documents(data)}
     out = []
-    for qid in list(gold)[::15][:n]:
-        d = corpus[gold[qid]]
-        out.append((queries[qid], Passage(d["_id"], d["_id"], 0, d.get("title", ""), d["text"]), answers[qid]))
+    for qid in list(ds.qrels)[::15][:n]:
+        d = corpus[next(iter(ds.qrels[qid]))]
+        out.append((ds.queries[qid], Passage(d.id, d.id, 0, d.title, d.text), answers[qid]))
     return out
 
 
@@ -65,22 +64,15 @@ def speed(gen, prompts: list, p: GenerationParams) -> dict:
 
 
 def concurrency(gen, prompts: list, p: GenerationParams) -> dict:
+    """Total tokens/s of ``prompts`` one after another, then all at once (the backend batches them)."""
     t, n = time.perf_counter(), 0
     for m in prompts:
         n += gen.generate(m, p).tokens_out
     seq = n / (time.perf_counter() - t)
-    results: list[Any] = [None] * len(prompts)
-
-    def run(i: int) -> None:
-        results[i] = gen.generate(prompts[i], p)
-
     t = time.perf_counter()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    conc = sum(r.tokens_out for r in results) / (time.perf_counter() - t)
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        n = sum(g.tokens_out for g in pool.map(lambda m: gen.generate(m, p), prompts))
+    conc = n / (time.perf_counter() - t)
     return {"sequential_tok_s": round(seq, 2), "concurrent_tok_s": round(conc, 2), "ratio": round(conc / seq, 2)}
 
 

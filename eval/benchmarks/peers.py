@@ -34,6 +34,7 @@ from pathlib import Path
 from eval.metrics import evaluate
 from eval.report import write_atomic
 from eval.stats import pct
+from indexer.datasets import corpus_documents
 from rag.datasets import load_dataset
 from rag.encoders.folder import default_model_path
 from rag.types import indexed_text
@@ -77,7 +78,7 @@ def txtai(data: Path, docs, work: Path):
     from txtai import Embeddings
 
     emb = Embeddings(path=default_model_path(), content=True, hybrid=True)
-    emb.index([(d["_id"], indexed_text(d.get("title", ""), d["text"]), None) for d in docs])
+    emb.index([(d.id, indexed_text(d.title, d.text), None) for d in docs])
 
     def search(q: str):
         return [(r["id"], r["score"]) for r in emb.search(q, 10)]
@@ -99,7 +100,7 @@ def haystack(data: Path, docs, work: Path):
     store = InMemoryDocumentStore()
     embedder = SentenceTransformersDocumentEmbedder(model=model, progress_bar=False)
     embedder.warm_up()
-    embedded = embedder.run([Document(id=d["_id"], content=indexed_text(d.get("title", ""), d["text"])) for d in docs])
+    embedded = embedder.run([Document(id=d.id, content=indexed_text(d.title, d.text)) for d in docs])
     store.write_documents(embedded["documents"])
     p = Pipeline()
     p.add_component("text_embedder", SentenceTransformersTextEmbedder(model=model, progress_bar=False))
@@ -129,8 +130,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     ds = load_dataset(args.data, "test")
-    with ds.corpus.open(encoding="utf-8") as fh:
-        docs = [json.loads(line) for line in fh]
+    docs = corpus_documents(args.data)
     out: dict = {"dataset": str(args.data), "documents": len(docs), "queries": len(ds.queries), "systems": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.systems.split(","):

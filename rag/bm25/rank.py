@@ -7,10 +7,9 @@ import pickle
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 from rank_bm25 import BM25Okapi
 
-from rag.bm25.analysis import analyze
+from rag.bm25.analysis import analyze, analyze_all, top_hits
 from rag.types import ScoredId
 
 FILE = "rank_bm25.pkl"
@@ -25,10 +24,7 @@ class _LuceneIdfBM25(BM25Okapi):
 
 
 def build_rank_bm25(docs: Iterable[tuple[str, str]], out_dir: Path) -> None:
-    ids, tokens = [], []
-    for pid, text in docs:
-        ids.append(pid)
-        tokens.append(analyze(text))
+    ids, tokens = analyze_all(docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / FILE).open("wb") as fh:
         pickle.dump({"ids": ids, "tokens": tokens}, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -48,8 +44,4 @@ class RankBM25:
         terms = analyze(query)
         if not terms or self._bm25 is None:
             return []
-        scores = self._bm25.get_scores(terms)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [ScoredId(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return top_hits(self.ids, self._bm25.get_scores(terms), k)

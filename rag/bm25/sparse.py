@@ -15,9 +15,7 @@ import pickle
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
-
-from rag.bm25.analysis import analyze
+from rag.bm25.analysis import analyze, analyze_all, top_hits
 from rag.types import ScoredId
 
 log = logging.getLogger(__name__)
@@ -37,10 +35,7 @@ def _index(tokens: list[list[str]], k1: float, b: float):
 
 
 def build_bm25s(docs: Iterable[tuple[str, str]], out_dir: Path) -> None:
-    ids, tokens = [], []
-    for pid, text in docs:
-        ids.append(pid)
-        tokens.append(analyze(text))
+    ids, tokens = analyze_all(docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / IDS).write_text(json.dumps(ids), encoding="utf-8")
     with (out_dir / TOKENS).open("wb") as fh:
@@ -71,8 +66,4 @@ class BM25S:
         terms = analyze(query)
         if not terms or not self.ids:
             return []
-        scores = self._bm25.get_scores(terms)
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
-        return [ScoredId(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+        return top_hits(self.ids, self._bm25.get_scores(terms), k)

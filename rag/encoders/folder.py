@@ -87,9 +87,14 @@ class FolderEncoder(Encoder):
         return int(min(limits))
 
     @cached_property
+    def fingerprint(self) -> str:
+        """A hash of the folder's weight files (read once: they are tens of megabytes or more)."""
+        return fingerprint(self.path)
+
+    @cached_property
     def weights_key(self) -> str:
         """Everything but the numeric path that changes passage vectors: weights, length, prefix."""
-        return f"{self.path.name}@{fingerprint(self.path)}|len={self.max_length}|p={self.passage_prefix}"
+        return f"{self.path.name}@{self.fingerprint}|len={self.max_length}|p={self.passage_prefix}"
 
     @property
     def model_key(self) -> str:  # type: ignore[override]

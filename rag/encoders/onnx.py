@@ -11,7 +11,6 @@ passages with ``index_threads``. Each text is its own forward pass (see :meth:`O
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import warnings
 from collections.abc import Sequence
@@ -21,10 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from rag.cache import DEFAULT_CACHE
+from rag.cache import DEFAULT_CACHE, build_once
 from rag.encoders.folder import FolderEncoder
 from rag.errors import ConfigError
-from rag.hashing import fingerprint
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("fp32", "int8")
@@ -48,26 +46,12 @@ class OnnxEncoder(FolderEncoder):
 
     @cached_property
     def onnx_path(self) -> Path:
-        folder = self.cache_dir / "onnx" / f"{self.path.name}-{fingerprint(self.path)}"
-        out = folder / f"model-{self.precision}.onnx"
+        folder = self.cache_dir / "onnx" / f"{self.path.name}-{self.fingerprint}"
         with self._export_lock:
-            if not out.is_file():
-                folder.mkdir(parents=True, exist_ok=True)
-                fp32 = folder / "model-fp32.onnx"
-                if not fp32.is_file():
-                    self._publish(fp32, self._export)
-                if self.precision == "int8":
-                    self._publish(out, lambda tmp: _quantize(fp32, tmp))
-        return out
-
-    @staticmethod
-    def _publish(out: Path, build) -> None:
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        try:
-            build(tmp)
-            os.replace(tmp, out)  # readers see the whole file or none
-        finally:
-            tmp.unlink(missing_ok=True)
+            fp32 = build_once(folder / "model-fp32.onnx", self._export)
+            if self.precision == "fp32":
+                return fp32
+            return build_once(folder / f"model-{self.precision}.onnx", lambda tmp: _quantize(fp32, tmp))
 
     def _export(self, tmp: Path) -> None:
         import torch

@@ -11,10 +11,9 @@ from functools import cached_property
 
 import numpy as np
 
-from rag.encoders.folder import LEGACY_NUMERIC, FolderEncoder, default_model_path
+from rag.encoders.folder import LEGACY_NUMERIC, FolderEncoder
 from rag.errors import ConfigError
 
-__all__ = ["SentenceTransformerEncoder", "default_model_path", "resolve_device"]
 log = logging.getLogger(__name__)
 
 

@@ -10,12 +10,10 @@ template, end tokens, stop sequences and decoding parameters): only the decode l
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import time
 from pathlib import Path
 
-from rag.cache import DEFAULT_CACHE
+from rag.cache import DEFAULT_CACHE, build_once
 from rag.errors import ConfigError
 from rag.generators.local import _DONE, LocalGenerator, _as_list, _Request, default_model_dir
 from rag.hashing import fingerprint
@@ -26,21 +24,17 @@ COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16"
 
 def converted(src: Path, quantization: str, cache_dir: Path) -> Path:
     """``src`` (a transformers folder) as a CTranslate2 model, converted once."""
-    out = cache_dir / "ct2" / f"{src.name}-{fingerprint(src)}-{quantization}"
-    if (out / "model.bin").is_file():
-        return out
-    from ctranslate2.converters import TransformersConverter
 
-    log.info("converting %s to CTranslate2 %s in %s (once)", src, quantization, out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        TransformersConverter(str(src)).convert(str(tmp), quantization=quantization, force=True)
-    except Exception as exc:  # noqa: BLE001 - an architecture CTranslate2 cannot convert is a configuration problem
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise ConfigError(f"cannot convert generator model {str(src)!r} to CTranslate2: {exc}") from exc
-    tmp.rename(out)
-    return out
+    def convert(tmp: Path) -> None:
+        from ctranslate2.converters import TransformersConverter
+
+        log.info("converting %s to CTranslate2 %s (once)", src, quantization)
+        try:
+            TransformersConverter(str(src)).convert(str(tmp), quantization=quantization, force=True)
+        except Exception as exc:  # noqa: BLE001 - an architecture CTranslate2 cannot convert is a configuration problem
+            raise ConfigError(f"cannot convert generator model {str(src)!r} to CTranslate2: {exc}") from exc
+
+    return build_once(cache_dir / "ct2" / f"{src.name}-{fingerprint(src)}-{quantization}", convert)
 
 
 class CT2Generator(LocalGenerator):

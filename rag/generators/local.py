@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import os
 import queue
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rag.cache import DEFAULT_CACHE, build_once
 from rag.errors import ConfigError
 from rag.generators.base import (
-    DEFAULT_CACHE,
     Generation,
     GenerationParams,
     Generator,
@@ -50,23 +48,20 @@ def default_model_dir(cache_dir: Path) -> Path:
     if gguf is None:
         raise ConfigError(f"no .gguf file in the package {DEFAULT_GGUF_PACKAGE}")
     src = Path(gguf.locate())
-    out = cache_dir / src.stem
-    if (out / "config.json").is_file():
-        return out
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to a transformers folder in %s (once)", src.name, out)
-    tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
-    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
-    model.hf_quantizer = None  # dequantised on load: save plain weights
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = cache_dir / f".{src.stem}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    tmp.rename(out)
-    return out
+    def convert(tmp: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("converting %s to a transformers folder in %s (once)", src.name, cache_dir)
+        tok = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+        model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name)
+        model.hf_quantizer = None  # dequantised on load: save plain weights
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+
+    return build_once(cache_dir / src.stem, convert)
 
 
 @dataclass
