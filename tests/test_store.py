@@ -1,3 +1,8 @@
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sqlalchemy import inspect, text
@@ -5,6 +10,8 @@ from sqlalchemy import inspect, text
 from rag.chunking import text_hash
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.types import Chunk, SourceDocument
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(store, doc_id, chunks, title="T", meta=None, h="h1"):
@@ -19,6 +26,27 @@ def test_schema_is_migrated_by_alembic(store):
     with store.engine.connect() as c:
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
     DocumentStore(store.url).close()  # migrating twice is a no-op
+
+
+KILLED_MIGRATION = """
+import os, signal, sys
+from alembic import op
+op.create_index = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # dies after the first CREATE TABLE
+from rag.store.sql import DocumentStore
+DocumentStore(sys.argv[1])
+"""
+
+
+def test_a_migration_killed_half_way_leaves_no_tables_behind(tmp_path):
+    url = f"sqlite:///{tmp_path / 'rag.db'}"
+    proc = subprocess.run([sys.executable, "-c", KILLED_MIGRATION, url], cwd=ROOT, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL
+    probe = DocumentStore(url, migrate=False)
+    assert inspect(probe.engine).get_table_names() == []  # the CREATE TABLE was rolled back with the rest
+    probe.close()
+    store = DocumentStore(url)  # and the next run migrates from scratch
+    assert store.counts() == (0, 0)
+    store.close()
 
 
 def test_write_count_and_hashes(store):

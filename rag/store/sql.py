@@ -35,6 +35,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from rag.errors import ConfigError, IndexUnavailableError
 from rag.store.jobs import JobTable
@@ -84,7 +85,8 @@ class DocumentStore:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
-            extra = {"creator": _SQLiteConnector(sqlite_file)} if sqlite_file and sqlite_file != ":memory:" else {}
+            self._sqlite = _SQLiteConnector(sqlite_file) if sqlite_file and sqlite_file != ":memory:" else None
+            extra = {"creator": self._sqlite} if self._sqlite else {}
             self.engine: Engine = create_engine(url, pool_pre_ping=True, **extra)
         except (ArgumentError, ImportError) as exc:
             raise ConfigError(f"database_url {url!r} is not usable: {exc}") from exc
@@ -97,14 +99,25 @@ class DocumentStore:
             self.migrate()
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+        """Bring the schema to the newest Alembic revision, all of it in one transaction: a job killed
+        half-way through leaves the schema as it was, never some tables without their revision."""
+        engine = self.engine
+        if self._sqlite is not None:
+            # pysqlite opens a transaction only before INSERT/UPDATE/DELETE, so CREATE TABLE would
+            # commit on its own; this engine hands transactions to SQLite (BEGIN IMMEDIATE: one migrator)
+            engine = create_engine(self.url, creator=self._sqlite, poolclass=NullPool)
+            event.listen(engine, "connect", lambda dbapi_conn, _record: setattr(dbapi_conn, "isolation_level", None))
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         try:
-            with self.engine.begin() as conn:
+            with engine.begin() as conn:
                 cfg = _alembic_config()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise ConfigError(f"cannot open database {self.engine.url!r}: {exc.orig}") from exc
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
 
     def check(self) -> None:
         """Raise :class:`IndexUnavailableError` unless the store can be read and its schema is current."""
