@@ -1,12 +1,25 @@
 """The dense index contract (rag.dense.base.DenseIndex), run by every backend: a new backend is added
-by passing these. Today: faiss exact (flat) and faiss HNSW."""
+by passing these. Today: faiss exact (flat), faiss HNSW, and Milvus HNSW (on milvus-lite)."""
 
 import numpy as np
 import pytest
 
+from rag import milvus
 from rag.dense import build_dense, open_dense
 
-BACKENDS = {"flat": dict(exact_threshold=10**9), "hnsw": dict(force_hnsw=True, hnsw_m=16, ef_construction=100)}
+BACKENDS = {"flat": dict(exact_threshold=10**9), "hnsw": dict(force_hnsw=True, hnsw_m=16, ef_construction=100), "milvus": {}}
+
+
+def build_milvus_dense(vectors, out_dir):
+    """A generation whose vectors live in a Milvus collection (texts empty: only the vectors matter here)."""
+    settings = milvus.MilvusSettings()
+    loc = milvus.locate(settings, out_dir)
+    name = loc.collection("g000001")
+    rows = (milvus.Row(i, f"p{i}", f"d{i}", "", "", {}, v) for i, v in enumerate(vectors))
+    milvus.build_collection(loc, name, rows, vectors.shape[1], hnsw_m=16, ef_construction=100)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    milvus.write_pointer(out_dir, loc, name, vectors.shape[1], 0.9, 0.4)
+    return milvus.open_parts(out_dir, settings, out_dir, ef_search=128)[1]
 
 
 def unit(n, d, seed=0):
@@ -17,6 +30,8 @@ def unit(n, d, seed=0):
 @pytest.fixture(params=sorted(BACKENDS))
 def build(request, tmp_path):
     def _build(vectors, name="idx"):
+        if request.param == "milvus":
+            return build_milvus_dense(vectors, tmp_path / name)
         build_dense(vectors, tmp_path / name, **BACKENDS[request.param])
         return open_dense(tmp_path / name, ef_search=128)
     _build.kind = request.param
