@@ -24,15 +24,17 @@ from tqdm import tqdm
 
 from indexer.sources import RecordsSource, Source
 from rag import generations as gens
-from rag.bm25 import build_bm25, open_bm25
+from rag import milvus
+from rag.bm25 import BM25Retriever, build_bm25, open_bm25
 from rag.chunking import Chunker, text_hash
-from rag.dense import build_dense, open_dense
+from rag.dense import DenseIndex, build_dense, open_dense
 from rag.encoders.base import Encoder
 from rag.errors import IndexValidationError, InputError, RagError
 from rag.factory import make_chunker, make_encoder, make_store
 from rag.manifest import Counts, DenseInfo, EncoderInfo, Manifest
+from rag.milvus import MILVUS, MilvusSettings
 from rag.passage_table import PassageTable, write_passage_table
-from rag.settings import BM25Backend, Settings
+from rag.settings import BM25Backend, IndexBackend, Settings
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
 from rag.types import IndexSummary, Passage, Rejection, SourceDocument, indexed_text
@@ -82,6 +84,11 @@ class IndexJob:
     progress: bool = True
     #: called with (stage, done, total) as the job advances (the API's job status)
     on_progress: Callable[[str, int, int], None] | None = None
+    #: index.backend=milvus: vectors and BM25 go to a Milvus collection per generation (None: local files)
+    milvus: MilvusSettings | None = None
+    #: BM25 parameters fixed at build time (Milvus only; local backends take them when opened)
+    bm25_k1: float = 0.9
+    bm25_b: float = 0.4
     #: set to stop the job at the next batch boundary (JobInterrupted); a re-run finishes it
     stop_event: threading.Event | None = None
     summary: IndexSummary = field(default_factory=IndexSummary)
@@ -191,7 +198,7 @@ class IndexJob:
     def _fingerprints(self) -> tuple[str, str]:
         """(passages, whole index): the first changes with the passage set and the BM25 backend only,
         the second with anything a generation holds."""
-        h = hashlib.sha256(BM25Backend(self.bm25_backend).value.encode())
+        h = hashlib.sha256(self._bm25_name.encode())
         for row in self.store.state():
             h.update("\x00".join(row).encode())
             h.update(b"\n")
@@ -199,12 +206,34 @@ class IndexJob:
         whole = hashlib.sha256(json.dumps([passages, self._index_settings()], sort_keys=True).encode()).hexdigest()
         return passages, whole
 
+    @property
+    def _bm25_name(self) -> str:
+        return MILVUS if self.milvus is not None else BM25Backend(self.bm25_backend).value
+
     def _index_settings(self) -> dict:
-        return {
+        d: dict = {
             "encoder": self.encoder.model_key,
-            "bm25_backend": BM25Backend(self.bm25_backend).value,
+            "bm25_backend": self._bm25_name,
             "dense": {"hnsw_m": self.hnsw_m, "ef_construction": self.ef_construction, "exact_threshold": self.exact_threshold},
         }
+        if self.milvus is not None:
+            loc = milvus.locate(self.milvus, self.index_dir)
+            d["milvus"] = {"uri": loc.uri, "db_name": loc.db_name, "prefix": loc.prefix, "k1": self.bm25_k1, "b": self.bm25_b}
+        return d
+
+    def _milvus_housekeeping(self) -> None:
+        """After a publish (or finding the index unchanged): the alias names the current generation's
+        collection, and collections of generations no longer kept (or never finished) are dropped."""
+        if self.milvus is None:
+            return
+        loc = milvus.locate(self.milvus, self.index_dir)
+        current = gens.current_generation(self.index_dir)
+        if current is not None:
+            milvus.point_alias(loc, milvus.read_pointer(current)["collection"])
+        root = self.index_dir / gens.GENERATIONS
+        kept = [milvus.read_pointer(p)["collection"] for p in root.iterdir() if (p / milvus.FILE).is_file()]
+        for name in milvus.drop_unused(loc, kept):
+            log.info("dropped Milvus collection %s", name)
 
     def _build_and_publish(self) -> None:
         if self.on_progress:
@@ -215,6 +244,7 @@ class IndexJob:
         if current is not None and previous is not None and previous.fingerprint == fingerprint:
             log.info("index unchanged; generation %s stays current", current.name)
             self.summary.generation = current.name
+            self._milvus_housekeeping()  # a run killed after the publish had not moved the alias yet
             return
         name, staging = gens.new_staging(self.index_dir)
         try:
@@ -230,7 +260,8 @@ class IndexJob:
         self.summary.published = True
         try:  # published: what follows is housekeeping, and its failure must not fail the job
             gens.collect_garbage(self.index_dir, self.keep_generations)
-        except OSError as exc:
+            self._milvus_housekeeping()
+        except (OSError, RagError) as exc:
             log.warning("could not remove old generations: %s", exc)
 
     def _intact_current(self) -> tuple[Path | None, Manifest | None]:
@@ -247,10 +278,20 @@ class IndexJob:
         if damaged:
             log.warning("generation %s is damaged (%s): rebuilding", current.name, ", ".join(damaged[:5]))
             return None, None
-        return current, gens.read_manifest(current)
+        manifest = gens.read_manifest(current)
+        if manifest.bm25_backend == MILVUS and self.milvus is not None:
+            try:
+                bm25, _ = milvus.open_parts(current, self.milvus, self.index_dir)
+                if len(bm25) != manifest.counts.passages:
+                    raise RagError(f"its collection holds {len(bm25)} rows, not {manifest.counts.passages}")
+            except RagError as exc:
+                log.warning("generation %s is unusable in Milvus (%s): rebuilding", current.name, exc)
+                return None, None
+        return current, manifest
 
     def _build(self, staging: Path, current: Path | None, previous: Manifest | None, passages_fp: str, fingerprint: str) -> None:
-        vectors: list[bytes] = []
+        vectors: list[bytes] = []  # each passage's vector, in row order (kept for _validate)
+        self._vectors = vectors
         documents: set[str] = set()
         self._expected_ids: list[str] = []
 
@@ -265,28 +306,61 @@ class IndexJob:
 
         with self._stage("docstore"):
             n = write_passage_table(passages(), staging)
-        with self._stage("bm25"):
-            if current is not None and previous is not None and previous.passages_fingerprint == passages_fp:
-                # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
-                shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
-            else:
-                store = PassageTable(staging)
-                texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
-                build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
-                store.close()
-        with self._stage("dense"):
-            dim = self.encoder.dim
-            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
-            kind = build_dense(matrix, staging / "dense", self.hnsw_m, self.ef_construction, self.exact_threshold)
+        dim = self.encoder.dim
+        if self.milvus is not None:
+            with self._stage("milvus"):
+                self._build_milvus(staging, vectors)
+            kind = MILVUS
+        else:
+            with self._stage("bm25"):
+                if current is not None and previous is not None and previous.passages_fingerprint == passages_fp:
+                    # same passages, same backend (e.g. a new encoder): BM25 is untouched, its files are shared
+                    shutil.copytree(current / "bm25", staging / "bm25", copy_function=os.link)
+                else:
+                    store = PassageTable(staging)
+                    texts = ((pid, p.indexed_text) for chunk in _chunks(store.ids, 2000) for pid, p in store.get(chunk).items())
+                    build_bm25(self.bm25_backend, texts, staging / "bm25", self.bm25_threads)
+                    store.close()
+            with self._stage("dense"):
+                matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(-1, dim) if vectors else np.zeros((0, dim), np.float32)
+                kind = build_dense(matrix, staging / "dense", self.hnsw_m, self.ef_construction, self.exact_threshold)
         self._manifest = Manifest(
             created_at=datetime.now(timezone.utc).isoformat(), fingerprint=fingerprint, passages_fingerprint=passages_fp,
             counts=Counts(len(documents), n),
             encoder=EncoderInfo(self.encoder.model_key, str(getattr(self.encoder, "path", self.encoder.model_key)), dim,
                                 self.encoder.max_length, self.encoder.query_prefix, self.encoder.passage_prefix,
                                 self.encoder.numeric),
-            chunking=self.chunker.signature, bm25_backend=BM25Backend(self.bm25_backend).value,
+            chunking=self.chunker.signature, bm25_backend=self._bm25_name,
             dense=DenseInfo(kind, **self._index_settings()["dense"]),
         )
+
+    def _build_milvus(self, staging: Path, vectors: list[bytes]) -> None:
+        """The staged generation's collection, named after it, rows in passage-table order."""
+        assert self.milvus is not None
+        loc = milvus.locate(self.milvus, self.index_dir)
+        name = loc.collection(staging.name.removeprefix(gens.STAGING_PREFIX))
+        dim = self.encoder.dim
+        table = PassageTable(staging)
+
+        def rows() -> Iterator[milvus.Row]:
+            row = 0
+            for chunk in _chunks(table.ids, 2000):
+                got = table.get(chunk)
+                for pid in chunk:
+                    p = got[pid]
+                    yield milvus.Row(row, pid, p.document_id, p.title, p.indexed_text, p.metadata, np.frombuffer(vectors[row], np.float32))
+                    row += 1
+        try:
+            milvus.build_collection(loc, name, tqdm(rows(), total=len(table), desc="milvus", unit="passage", disable=not self.progress),
+                                    dim, self.hnsw_m, self.ef_construction, self.bm25_k1, self.bm25_b, self.milvus.batch)
+        finally:
+            table.close()
+        milvus.write_pointer(staging, loc, name, dim, self.bm25_k1, self.bm25_b)
+
+    def _open_staged(self, staging: Path) -> tuple[BM25Retriever, DenseIndex]:
+        if self.milvus is not None:
+            return milvus.open_parts(staging, self.milvus, self.index_dir)
+        return open_bm25(self.bm25_backend, staging / "bm25"), open_dense(staging / "dense")
 
     def _validate(self, staging: Path) -> None:
         """The staged generation, read back through the readers the service uses, must hold exactly
@@ -300,7 +374,7 @@ class IndexJob:
                 problems.append(f"the store holds {sql_passages} passages but {len(expected)} were read")
             if passages.ids != expected:
                 problems.append(f"the passage table's ids differ from the store's ({len(passages.ids)} vs {len(expected)})")
-            bm25 = open_bm25(self.bm25_backend, staging / "bm25")
+            bm25, dense = self._open_staged(staging)
             try:
                 bm25_ids = list(bm25.ids)
             finally:
@@ -308,10 +382,16 @@ class IndexJob:
             if len(bm25_ids) != len(expected) or set(bm25_ids) != set(expected):
                 missing = sorted(set(expected) - set(bm25_ids))[:3]
                 problems.append(f"BM25 holds {len(bm25_ids)} passages, the store {len(expected)} (missing e.g. {missing})")
-            dense = open_dense(staging / "dense")
             if len(dense) != len(expected) or dense.dim != self.encoder.dim:
                 problems.append(f"the dense index holds {len(dense)} vectors of {dense.dim} dims, "
                                 f"expected {len(expected)} of {self.encoder.dim}")
+            elif bm25_ids != expected and self.milvus is not None:  # Milvus keys rows: the order must hold too
+                problems.append("Milvus holds the passages in another row order than the passage table")
+            elif expected:  # a sample of stored vectors must be the store's, bit for bit (HNSW keeps them exactly)
+                for row in np.linspace(0, len(expected) - 1, num=min(16, len(expected)), dtype=int):
+                    if not np.array_equal(dense.vector(int(row)), np.frombuffer(self._vectors[row], np.float32)):
+                        problems.append(f"the vector of {expected[row]} (row {row}) differs from the store's")
+                        break
         finally:
             passages.close()
         if problems:
@@ -339,4 +419,7 @@ def make_index_job(settings: Settings, encoder: Encoder | None = None, store: Do
         keep_generations=settings.keep_generations,
         encode_batch_size=settings.encoder.batch_size,
         progress=settings.progress,
+        milvus=settings.milvus if settings.index.backend is IndexBackend.milvus else None,
+        bm25_k1=settings.bm25.k1,
+        bm25_b=settings.bm25.b,
     )

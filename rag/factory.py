@@ -64,7 +64,8 @@ def make_chunker(settings: Settings, encoder: Encoder) -> Chunker:
 def make_reader(settings: Settings):
     from rag.reader import IndexReader
 
-    return IndexReader(settings.index_dir, settings.bm25.k1, settings.bm25.b, settings.dense.ef_search, settings.dense.faiss_threads)
+    return IndexReader(settings.index_dir, settings.bm25.k1, settings.bm25.b, settings.dense.ef_search, settings.dense.faiss_threads,
+                       settings.milvus)
 
 
 def make_searcher(settings: Settings, encoder: Encoder | None = None):

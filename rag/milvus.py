@@ -40,6 +40,7 @@ from rag.types import ScoredId
 log = logging.getLogger(__name__)
 
 FILE = "milvus.json"
+MILVUS = "milvus"  # the manifest's BM25 backend and dense kind for a generation kept in Milvus
 TEXT_BYTES = 65_535  # Milvus VARCHAR limit, in bytes
 # Milvus server and milvus-lite both accept this one ("english" is unknown to lite). The stop words
 # are Lucene's list, as in our other BM25 backends, spelled out: lite reads "_english_" as a word.
@@ -99,8 +100,11 @@ def client(loc: Location) -> Any:
     key = (loc.uri, loc.token, loc.db_name)
     with _clients_lock:
         if key not in _clients:
-            if "://" not in loc.uri:
+            if "://" not in loc.uri:  # milvus-lite, served from this process
                 Path(loc.uri).parent.mkdir(parents=True, exist_ok=True)
+                # its server logs a traceback at ERROR for each index the client waits on (AllocTimestamp is
+                # not implemented there; the client copes): not an error of ours
+                logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
             try:
                 _clients[key] = MilvusClient(uri=loc.uri, token=loc.token, db_name=loc.db_name)
             except (MilvusException, OSError, ValueError) as exc:
@@ -235,7 +239,7 @@ class _Collection:
 
 
 class MilvusDense(_Collection):
-    kind = "milvus"
+    kind = MILVUS
 
     def __init__(self, c: Any, name: str, count: int, dim: int, ef_search: int = 128) -> None:
         super().__init__(c, name, count)
@@ -289,13 +293,10 @@ class MilvusBM25(_Collection):
 def point_alias(loc: Location, name: str) -> None:
     """Move the alias (the prefix) to ``name``: other Milvus clients switch at once. Idempotent."""
     c = client(loc)
-    aliases = c.list_aliases(name).get("aliases", []) if c.has_collection(name) else []
-    if loc.prefix in aliases:
-        return
-    try:
-        c.alter_alias(name, loc.prefix)
-    except Exception:  # noqa: BLE001 - the alias does not exist yet (pymilvus raises its own kinds)
+    if loc.prefix not in c.list_aliases().get("aliases", []):
         c.create_alias(name, loc.prefix)
+    elif c.describe_alias(loc.prefix).get("collection_name") != name:
+        c.alter_alias(name, loc.prefix)
 
 
 def drop_unused(loc: Location, keep: Iterable[str]) -> list[str]:

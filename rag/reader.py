@@ -12,6 +12,7 @@ from rag.bm25 import BM25Backend, BM25Retriever, open_bm25
 from rag.dense import DenseIndex, open_dense
 from rag.errors import IndexUnavailableError
 from rag.manifest import Manifest
+from rag.milvus import MILVUS, MilvusSettings, open_parts
 from rag.passage_table import PassageTable
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,12 @@ class IndexReader:
     """A consistent view of one generation; :meth:`refresh` moves to a newer one if published."""
 
     def __init__(
-        self, index_dir: Path, k1: float = 0.9, b: float = 0.4, ef_search: int = 128, faiss_threads: int | None = 1
+        self, index_dir: Path, k1: float = 0.9, b: float = 0.4, ef_search: int = 128, faiss_threads: int | None = 1,
+        milvus: MilvusSettings | None = None,
     ) -> None:
         self.index_dir = Path(index_dir)
         self._k1, self._b, self._ef_search, self._faiss_threads = k1, b, ef_search, faiss_threads
+        self._milvus = milvus or MilvusSettings()  # used by generations built with index.backend=milvus
         self._failed: str | None = None  # a newer generation that would not open
         self._retired: GenerationView | None = None  # the previous view, closed at the next switch
         self.refresh_error: str | None = None
@@ -61,8 +64,13 @@ class IndexReader:
                 f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
         passages = PassageTable(gen_dir)
         try:
-            bm25: BM25Retriever = open_bm25(BM25Backend(manifest.bm25_backend), gen_dir / "bm25", self._k1, self._b)
-            dense = open_dense(gen_dir / "dense", self._ef_search, self._faiss_threads)
+            bm25: BM25Retriever
+            dense: DenseIndex
+            if manifest.bm25_backend == MILVUS:
+                bm25, dense = open_parts(gen_dir, self._milvus, self.index_dir, self._ef_search, self._k1, self._b)
+            else:
+                bm25 = open_bm25(BM25Backend(manifest.bm25_backend), gen_dir / "bm25", self._k1, self._b)
+                dense = open_dense(gen_dir / "dense", self._ef_search, self._faiss_threads)
         except IndexUnavailableError:
             passages.close()
             raise

@@ -23,6 +23,7 @@ from pydantic_settings import (
 from rag.bm25.base import BM25Backend
 from rag.cache import DEFAULT_CACHE
 from rag.generators.base import GeneratorSpec
+from rag.milvus import MilvusSettings
 from rag.prompts import PassageOrder
 from rag.search import RetrievalSettings
 from rag.truncation import TruncationSettings
@@ -81,6 +82,15 @@ class DenseSettings(BaseModel):
     ef_search: int = Field(128, ge=1)
     exact_threshold: int = Field(100_000, ge=0, description="below this many vectors, search exactly")
     faiss_threads: int | None = Field(1, ge=1)
+
+
+class IndexBackend(str, Enum):
+    local = "local"  # faiss + the BM25 backend's files in each generation folder
+    milvus = "milvus"  # dense vectors and BM25 in a Milvus collection per generation (rag.milvus)
+
+
+class IndexSettings(BaseModel):
+    backend: IndexBackend = Field(IndexBackend.local, description="local | milvus (see README, Scaling out)")
 
 
 class GeneratorBackend(str, Enum):
@@ -174,6 +184,8 @@ class Settings(BaseSettings):
     warmup_queries: int = Field(60, ge=0, le=10_000, description="searches run at start-up before /readyz says ready (0: none)")
     chunking: ChunkingSettings = ChunkingSettings()
     encoder: EncoderSettings = EncoderSettings()
+    index: IndexSettings = IndexSettings()
+    milvus: MilvusSettings = MilvusSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
