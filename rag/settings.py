@@ -177,6 +177,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("data/index")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file in index_dir")
     keep_generations: int = Field(2, ge=1, description="published index generations kept on disk")
+    redis_url: str | None = Field(None, description="redis://host:port/db shared by API replicas: one rate limit per key, "
+                                                    "one cache of verified keys (default: each process its own)")
     progress: bool = True
     log_level: str = "INFO"
     access_log: bool = Field(False, description="uvicorn's line per request (~0.35 ms each); /metrics counts requests either way")

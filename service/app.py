@@ -12,10 +12,12 @@ from fastapi.responses import FileResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from rag import shared
 from rag.auth import RateLimiter
 from rag.settings import Settings, load_settings
+from rag.shared import TTLCache
 from service import errors
-from service.deps import Lazy, ReadKey, TTLCache, WriteKey
+from service.deps import Lazy, ReadKey, WriteKey
 from service.jobs import JobRunner
 from service.metrics import Metrics
 from service.middleware import LimitsAndMetrics
@@ -41,6 +43,10 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
     app.state.store = Lazy(lambda: factory.make_store(settings, migrate=False))
     app.state.limiter = RateLimiter(settings.auth.rate_per_s, settings.auth.burst)
     app.state.key_cache = TTLCache(ttl_s=10.0)
+    if settings.redis_url:  # replicas share one rate limit per key and one cache of verified keys
+        redis = shared.connect(settings.redis_url)
+        app.state.limiter = shared.RedisRateLimiter(redis, settings.auth.rate_per_s, settings.auth.burst, fallback=app.state.limiter)
+        app.state.key_cache = shared.RedisKeyCache(redis)
     app.include_router(health.router)
     for module in (search, answer, openai):
         app.include_router(module.router, dependencies=[ReadKey])

@@ -328,6 +328,11 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], ind
     """Revoke a key: requests with it get 401 from then on."""
     from rag.auth import revoke
     revoke(_store(index_dir, database_url), key_id)
+    settings = _settings({})
+    if settings.redis_url:  # replicas sharing Redis refuse the key now, not when their cache expires
+        from rag.shared import RedisKeyCache, connect
+
+        RedisKeyCache(connect(settings.redis_url)).forget(key_id)
     typer.echo(f"revoked {key_id}")
 
 

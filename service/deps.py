@@ -14,6 +14,7 @@ from rag.auth import ApiKey, Scope, verify
 from rag.generators.base import Generator
 from rag.search import Searcher
 from rag.settings import Settings
+from rag.shared import MISSING
 from rag.store.sql import DocumentStore
 
 REFRESH_EVERY_S = 1.0
@@ -73,35 +74,6 @@ SearcherDep = Annotated[Searcher, Depends(get_searcher)]
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 StoreDep = Annotated[DocumentStore, Depends(get_store)]
-
-
-MISSING = object()
-
-
-class TTLCache:
-    """Verified keys are remembered for ``ttl_s`` seconds, saving a SQL lookup per request (so a
-    revoked key stops working within that time)."""
-
-    def __init__(self, ttl_s: float = 10.0, max_items: int = 10_000) -> None:
-        self.ttl_s, self.max_items = ttl_s, max_items
-        self._items: dict[str, tuple[float, object]] = {}
-        self._lock = threading.Lock()
-
-    def peek(self, key: str):
-        """The cached value, or MISSING."""
-        with self._lock:
-            hit = self._items.get(key)
-            return hit[1] if hit is not None and hit[0] > time.monotonic() else MISSING
-
-    def get(self, key: str, compute):
-        value = self.peek(key)
-        if value is MISSING:
-            value = compute()
-            with self._lock:
-                if len(self._items) >= self.max_items:
-                    self._items.clear()
-                self._items[key] = (time.monotonic() + self.ttl_s, value)
-        return value
 
 
 def require(scope: Scope):

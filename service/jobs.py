@@ -83,16 +83,20 @@ class JobRunner:
     # -- submitting ----------------------------------------------------------------------------
 
     def submit(self, kind: str, docs: list[SourceDocument] | None = None, delete: list[str] | None = None,
-               key_id: str | None = None) -> str:
-        """Store the job and queue it; :class:`JobQueueFullError` when the queue is at its bound."""
+               key_id: str | None = None, idempotency_key: str | None = None) -> str:
+        """Store the job and queue it; :class:`JobQueueFullError` when the queue is at its bound. With an
+        ``idempotency_key`` the client already used (through any replica), the earlier job's id is
+        returned and nothing new runs."""
         limits = self.settings.limits
         job_id = uuid.uuid4().hex
         payload = {"documents": [asdict(d) for d in docs or []], "delete": list(delete or [])}
+        request_key = f"{key_id or '-'}:{idempotency_key}" if idempotency_key else None
         with self._lock:
-            self._store.get().jobs.add(job_id, kind, len(docs or delete or []), payload, key_id, OWNER,
-                                       limits.max_queued_jobs, limits.max_queued_jobs_per_key)
-        self._enqueue(job_id)
-        return job_id
+            stored = self._store.get().jobs.add(job_id, kind, len(docs or delete or []), payload, key_id, OWNER,
+                                                limits.max_queued_jobs, limits.max_queued_jobs_per_key, request_key)
+        if stored == job_id:
+            self._enqueue(job_id)
+        return stored
 
     def _enqueue(self, job_id: str) -> None:
         with self._lock:

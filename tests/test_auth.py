@@ -105,7 +105,7 @@ def test_keys_cli(tmp_path):
 def test_verified_keys_are_cached_for_a_short_time():
     import time
 
-    from service.deps import TTLCache
+    from rag.shared import TTLCache
 
     calls = []
     cache = TTLCache(ttl_s=0.05)

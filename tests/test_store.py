@@ -24,7 +24,7 @@ def test_schema_is_migrated_by_alembic(store):
     tables = set(inspect(store.engine).get_table_names())
     assert {"documents", "passages", "feedback", "api_keys", "jobs", "alembic_version"} <= tables
     with store.engine.connect() as c:
-        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0006"
+        assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0007"
     DocumentStore(store.url).close()  # migrating twice is a no-op
 
 

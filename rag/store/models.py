@@ -87,5 +87,7 @@ class JobRow(Base):
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the API key that submitted it
     owner: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid of the process running it
+    # "<API key id>:<Idempotency-Key>" when the client sent one: a retry finds this job instead of adding one
+    request_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -22,6 +22,15 @@ def _invalid(field: str, message: str) -> HTTPException:
     return HTTPException(422, {"field": field, "message": message})
 
 
+def _idempotency_key(request: Request) -> str | None:
+    """The client's Idempotency-Key header: the same key (with the same API key) gets the same job,
+    through whichever replica the retry reaches."""
+    value = request.headers.get("idempotency-key")
+    if value is not None and not (0 < len(value) <= 128 and value.isprintable()):
+        raise _invalid("Idempotency-Key", "must be 1 to 128 printable characters")
+    return value
+
+
 @router.post("/documents", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted,
              responses={429: {"description": "the indexing queue is full (Retry-After says when to retry)"}})
 async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep) -> JobAccepted:
@@ -40,7 +49,8 @@ async def upsert_documents(req: DocumentsRequest, request: Request, key: KeyDep)
         if isinstance(doc, str):
             raise _invalid(f"documents.{i}", doc)
         docs.append(doc)
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None,
+                                     _idempotency_key(request))
     return _accepted(request, job_id)
 
 
@@ -70,7 +80,8 @@ async def upload_files(request: Request, key: KeyDep, files: Annotated[list[Uplo
             outcomes.append(UploadedFile(name=name, accepted=True, sections=len(doc.sections), characters=len(doc.text)))
     if not docs:
         raise _invalid("files", "; ".join(f"{o.name}: {o.reason}" for o in outcomes))
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None)
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "upsert", docs, None, key.id if key else None,
+                                     _idempotency_key(request))
     return UploadAccepted(**_accepted(request, job_id).model_dump(), files=outcomes)
 
 
@@ -80,7 +91,8 @@ async def delete_document(document_id: str, request: Request, key: KeyDep) -> Jo
     (percent-encode other reserved characters)."""
     if problem := id_problem(document_id):
         raise _invalid("document_id", f"id {problem}")
-    job_id = await run_in_threadpool(request.app.state.jobs.submit, "delete", None, [document_id], key.id if key else None)
+    job_id = await run_in_threadpool(request.app.state.jobs.submit, "delete", None, [document_id], key.id if key else None,
+                                     _idempotency_key(request))
     return _accepted(request, job_id)
 
 
