@@ -12,6 +12,7 @@ from typing import Any
 from indexer.job import make_index_job
 from indexer.sources import open_source
 from rag import generations as gens
+from rag import milvus
 from rag.datasets import Dataset
 from rag.factory import make_chunker, make_encoder
 from rag.settings import IndexBackend, Settings
@@ -27,7 +28,7 @@ def dataset_index(ds: Dataset, settings: Settings) -> Path:
     key_parts: list[Any] = [ds.corpus_hash(), encoder.model_key, chunker.signature, settings.bm25.backend.value,
                  settings.dense.model_dump(exclude={"ef_search", "faiss_threads"})]
     if settings.index.backend is IndexBackend.milvus:  # (local indexes keep the keys they had)
-        key_parts += ["milvus", settings.milvus.model_dump(exclude={"token", "batch"}), settings.bm25.k1, settings.bm25.b]
+        key_parts += ["milvus", milvus.SCHEMA, settings.milvus.model_dump(exclude={"token", "batch"}), settings.bm25.k1, settings.bm25.b]
     key = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     index_dir = settings.eval_cache_dir / f"{ds.name}-{key}"
     if gens.current_generation(index_dir) is not None:

@@ -15,8 +15,9 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from rag.chunking import Chunker, text_hash
 from rag.dense import DenseIndex, build_dense, open_dense
 from rag.encoders.base import Encoder
 from rag.errors import IndexValidationError, InputError, RagError
-from rag.factory import make_chunker, make_encoder, make_store
+from rag.factory import build_encoder, encoder_spec, make_chunker, make_encoder, make_store
 from rag.manifest import Counts, DenseInfo, EncoderInfo, Manifest
 from rag.milvus import MILVUS, MilvusSettings
 from rag.passage_table import PassageTable, write_passage_table
@@ -89,6 +90,11 @@ class IndexJob:
     #: BM25 parameters fixed at build time (Milvus only; local backends take them when opened)
     bm25_k1: float = 0.9
     bm25_b: float = 0.4
+    #: encode on a Ray cluster ("auto", "local" or an address; None: in this process) with this many
+    #: actors, each building its encoder with ``encoder_factory`` (picklable)
+    ray_address: str | None = None
+    ray_workers: int = 2
+    encoder_factory: Callable[[], Encoder] | None = None
     #: set to stop the job at the next batch boundary (JobInterrupted); a re-run finishes it
     stop_event: threading.Event | None = None
     summary: IndexSummary = field(default_factory=IndexSummary)
@@ -180,6 +186,10 @@ class IndexJob:
         if self.on_progress and missing:
             self.on_progress("encode", 0, len(missing))
         bar = tqdm(total=len(missing), desc="encode", unit="passage", disable=not self.progress)
+        if self.ray_address is not None and missing:
+            self._encode_on_ray(key, missing, bar)
+            bar.close()
+            return
         for i in range(0, len(missing), self.commit_every):
             with self._stage("store"):
                 rows = self.store.passage_texts(missing[i : i + self.commit_every])
@@ -194,6 +204,32 @@ class IndexJob:
             if self.on_progress:
                 self.on_progress("encode", self.summary.passages_encoded, len(missing))
         bar.close()
+
+    def _encode_on_ray(self, key: str, missing: list[str], bar: tqdm) -> None:
+        from indexer.ray_encode import encode_on_ray
+
+        if self.encoder_factory is None:
+            raise InputError("encoding on Ray needs an encoder factory that Ray workers can call")
+        ids: list[str] = []
+        texts: list[str] = []
+        with self._stage("store"):
+            for i in range(0, len(missing), 2000):
+                for pid, title, text in self.store.passage_texts(missing[i : i + 2000]):
+                    ids.append(pid)
+                    texts.append(indexed_text(title, text))
+
+        def write_back(batch_ids: list[str], vecs: np.ndarray) -> None:
+            self.store.set_vectors(key, [(pid, v.tobytes()) for pid, v in zip(batch_ids, vecs, strict=True)])
+            self.summary.passages_encoded += len(batch_ids)
+            bar.update(len(batch_ids))
+            if self.on_progress:
+                self.on_progress("encode", self.summary.passages_encoded, len(missing))
+            self._check_stop()
+
+        t = encode_on_ray(ids, texts, self.encoder_factory, self.ray_address or "auto", write_back, self.ray_workers,
+                          batch_size=self.encode_batch_size)
+        self.summary.seconds.update({"ray start-up": round(t.startup_s, 3), "encode": round(t.encode_s, 3),
+                                     "ray write-back": round(t.write_back_s, 3)})
 
     def _fingerprints(self) -> tuple[str, str]:
         """(passages, whole index): the first changes with the passage set and the BM25 backend only,
@@ -218,7 +254,8 @@ class IndexJob:
         }
         if self.milvus is not None:
             loc = milvus.locate(self.milvus, self.index_dir)
-            d["milvus"] = {"uri": loc.uri, "db_name": loc.db_name, "prefix": loc.prefix, "k1": self.bm25_k1, "b": self.bm25_b}
+            d["milvus"] = {"uri": loc.uri, "db_name": loc.db_name, "prefix": loc.prefix, "k1": self.bm25_k1, "b": self.bm25_b,
+                           "schema": milvus.SCHEMA}
         return d
 
     def _milvus_housekeeping(self) -> None:
@@ -403,7 +440,8 @@ def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
         yield items[i : i + n]
 
 
-def make_index_job(settings: Settings, encoder: Encoder | None = None, store: DocumentStore | None = None):
+def make_index_job(settings: Settings, encoder: Encoder | None = None, store: DocumentStore | None = None,
+                   ray_address: str | None = None, ray_workers: int = 2):
     """The job for these settings (the only place that reads settings for it)."""
     encoder = encoder or make_encoder(settings)
     return IndexJob(
@@ -422,4 +460,8 @@ def make_index_job(settings: Settings, encoder: Encoder | None = None, store: Do
         milvus=settings.milvus if settings.index.backend is IndexBackend.milvus else None,
         bm25_k1=settings.bm25.k1,
         bm25_b=settings.bm25.b,
+        ray_address=ray_address,
+        ray_workers=ray_workers,
+        # a Ray worker builds the same encoder from its spec, one thread per worker
+        encoder_factory=partial(build_encoder, replace(encoder_spec(settings, None), index_threads=1)),
     )

@@ -78,19 +78,29 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
     return Searcher(reader, encoder, settings.retrieval, settings.truncation)
 
 
-def index_encoder(settings: Settings, manifest: Manifest | None, shared: bool = True) -> Encoder:
-    """The encoder an index was built with (model folder, prefixes, runtime and precision from its
-    manifest) unless settings name them; the configured encoder when there is no index yet. The
-    shared one micro-batches concurrent query encodes."""
+def encoder_spec(settings: Settings, manifest: Manifest | None) -> EncoderSpec:
+    """What builds the encoder an index was built with (model folder, prefixes, runtime and precision
+    from its manifest) unless settings name them; the configured encoder when there is no index yet."""
     e = settings.encoder
     built = manifest.encoder if manifest else None
     built_backend, _, built_precision = (built.numeric if built else "").partition("-")
     backend = e.backend.value if e.backend else (built_backend if built_backend in ("onnx", "torch") else default_backend(e.device))
     precision = e.precision.value if e.precision else (
         built_precision if built_backend == backend == "onnx" else DEFAULT_PRECISION[backend])
-    spec = EncoderSpec(e.model or (built.model if built else None), e.query_prefix or (built.query_prefix if built else ""),
+    return EncoderSpec(e.model or (built.model if built else None), e.query_prefix or (built.query_prefix if built else ""),
                        e.passage_prefix or (built.passage_prefix if built else ""), e.device, e.max_seq_length, backend,
                        precision, e.query_threads, e.index_threads)
+
+
+def build_encoder(spec: EncoderSpec) -> Encoder:
+    """The encoder for ``spec``, loaded once per process (what a Ray worker calls)."""
+    return _encoder(spec)
+
+
+def index_encoder(settings: Settings, manifest: Manifest | None, shared: bool = True) -> Encoder:
+    """The encoder of :func:`encoder_spec`. The shared one micro-batches concurrent query encodes."""
+    e = settings.encoder
+    spec = encoder_spec(settings, manifest)
     if not shared:
         return _private_encoder(spec)
     enc = _encoder(spec)

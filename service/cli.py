@@ -67,6 +67,9 @@ def index(
     strict: Annotated[bool, typer.Option("--strict", help="any bad record is fatal; nothing is written")] = False,
     no_progress: NoProgressOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", help="encode on a Ray cluster: its address, auto (the one this machine joined) or local (start one here)")] = None,
+    ray_workers: Annotated[int, typer.Option(min=1, help="--ray: encoder actors (one model load each; a GPU each where present)")] = 2,
 ) -> None:
     """Index a corpus: documents and passages into SQL, then BM25 and dense indexes, published atomically.
 
@@ -82,7 +85,7 @@ def index(
         "bm25": {"backend": bm25_backend},
     })
     src = open_source(source) if source is not None else None
-    job = make_index_job(settings)
+    job = make_index_job(settings, ray_address=ray, ray_workers=ray_workers)
     summary = job.run(src, sync=sync, strict=strict)
     passages_per_s = summary.passages_encoded / summary.seconds["encode"] if summary.seconds.get("encode") else 0.0
     if as_json:
