@@ -66,6 +66,9 @@ def main() -> None:
         try:
             on_ray = run(work / "ray", docs, "auto", args.workers)
         finally:
+            import ray
+
+            ray.shutdown()  # leave the cluster before stopping it
             subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
         a, b = vectors(work / "local"), vectors(work / "ray")
         assert a.keys() == b.keys(), "the two runs hold different passages"
