@@ -6,7 +6,8 @@ about R in total; with per-process limits (no redis_url) it gets about 2R. Both 
 Indexes the sample corpus, starts Debian's redis-server on a loopback port, then for each setting
 starts two `rag serve` processes on the same index and database (auth on, burst = rate), waits for
 /readyz, and sends BM25 searches from 4 client threads alternating between the replicas for
---seconds. Accepted requests per second are counted after the first second (the burst).
+--seconds. Accepted requests per second are counted after the first second (the burst). Then one
+upload is sent through each replica with the same Idempotency-Key: one job id, one job stored and run.
 """
 
 from __future__ import annotations
@@ -52,7 +53,25 @@ def wait_ready(url: str, timeout: float = 120) -> None:
     raise RuntimeError(f"{url} did not become ready")
 
 
-def measure(index_dir: Path, token: str, env: dict[str, str], seconds: float) -> dict:
+def submit_twice(urls: list[str], token: str, index_dir: Path) -> dict:
+    """The same upload with one Idempotency-Key through each replica: one job id, one job, one run."""
+    import sqlite3
+
+    doc = {"documents": [{"id": "replicated-1", "title": "Mulch", "text": "Mulch keeps soil moist in summer."}]}
+    headers = {"X-API-Key": token, "Idempotency-Key": f"bench-{time.time_ns()}"}
+    ids = [httpx.post(f"{u}/v1/documents", json=doc, headers=headers, timeout=30).json()["job_id"] for u in urls]
+    status = {}
+    for _ in range(600):
+        status = httpx.get(f"{urls[0]}/v1/jobs/{ids[0]}", headers={"X-API-Key": token}, timeout=10).json()
+        if status["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    with sqlite3.connect(index_dir / "rag.db") as c:
+        jobs = c.execute("SELECT count(*) FROM jobs WHERE request_key LIKE ?", (f"%:{headers['Idempotency-Key']}",)).fetchone()[0]
+    return {"job_ids_returned": ids, "same_job": len(set(ids)) == 1, "jobs_stored": jobs, "final_status": status.get("status")}
+
+
+def measure(index_dir: Path, token: str, env: dict[str, str], seconds: float, write_token: str | None = None) -> dict:
     ports = [free_port(), free_port()]
     procs = [subprocess.Popen([RAG, "serve", "--index-dir", str(index_dir), "--port", str(p)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in ports]
@@ -88,8 +107,11 @@ def measure(index_dir: Path, token: str, env: dict[str, str], seconds: float) ->
             t.join()
         ok = sum(c["ok"] for c in counts.values())
         steady = sum(c["ok_after_1s"] for c in counts.values()) / (seconds - 1.0)
-        return {"accepted": ok, "refused": sum(c["limited"] for c in counts.values()),
-                "accepted_per_s_after_burst": round(steady, 2), "per_replica": list(counts.values())}
+        out = {"accepted": ok, "refused": sum(c["limited"] for c in counts.values()),
+               "accepted_per_s_after_burst": round(steady, 2), "per_replica": list(counts.values())}
+        if write_token:
+            out["job_submitted_through_both"] = submit_twice(urls, write_token, index_dir)
+        return out
     finally:
         for p in procs:
             p.terminate()
@@ -114,10 +136,14 @@ def main() -> None:
         out = subprocess.run([RAG, "keys", "create", "--index-dir", str(index_dir), "--scope", "read"],
                              check=True, capture_output=True, text=True).stdout
         token = next(w for w in out.split() if w.startswith("rag_"))
+        out = subprocess.run([RAG, "keys", "create", "--index-dir", str(index_dir), "--scope", "write"],
+                             check=True, capture_output=True, text=True).stdout
+        write_token = next(w for w in out.split() if w.startswith("rag_"))
         base = {**os.environ, "RAG_AUTH__RATE_PER_S": str(args.rate), "RAG_AUTH__BURST": str(int(args.rate)),
                 "RAG_WARMUP_QUERIES": "0", "RAG_LOG_LEVEL": "WARNING"}
         report = {"rate_per_s": args.rate, "burst": int(args.rate), "seconds": args.seconds, "replicas": 2,
-                  "shared_redis": measure(index_dir, token, {**base, "RAG_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}, args.seconds),
+                  "shared_redis": measure(index_dir, token, {**base, "RAG_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}, args.seconds,
+                                          write_token),
                   "per_process": measure(index_dir, token, base, args.seconds)}
         write_atomic(args.output, json.dumps(report, indent=2))
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
