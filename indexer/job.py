@@ -385,7 +385,7 @@ class IndexJob:
                 got = table.get(chunk)
                 for pid in chunk:
                     p = got[pid]
-                    yield milvus.Row(row, pid, p.document_id, p.title, p.indexed_text, p.metadata, np.frombuffer(vectors[row], np.float32))
+                    yield milvus.Row(row, pid, p.document_id, p.title, p.text, p.metadata, np.frombuffer(vectors[row], np.float32))
                     row += 1
         try:
             milvus.build_collection(loc, name, tqdm(rows(), total=len(table), desc="milvus", unit="passage", disable=not self.progress),

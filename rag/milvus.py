@@ -35,12 +35,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rag.bm25.analysis import analyze
 from rag.errors import ConfigError, IndexUnavailableError
-from rag.types import ScoredId
+from rag.types import ScoredId, indexed_text
 
 log = logging.getLogger(__name__)
 
 FILE = "milvus.json"
-SCHEMA = 2  # the collection layout; a generation built with another is rebuilt (2: BM25 over our analysed terms)
+SCHEMA = 3  # the collection layout; a generation built with another is rebuilt (3: BM25 over our analysed title + text; text alone)
 MILVUS = "milvus"  # the manifest's BM25 backend and dense kind for a generation kept in Milvus
 TEXT_BYTES = 65_535  # Milvus VARCHAR limit, in bytes
 # Milvus's BM25 function runs over ``terms``: the text as our other BM25 backends analyse it (Lucene's
@@ -116,6 +116,8 @@ def client(loc: Location) -> Any:
 
 @dataclass(frozen=True)
 class Row:
+    """One passage as a collection row (BM25 reads its title and text, as the local backends do)."""
+
     row: int
     id: str
     document_id: str
@@ -172,7 +174,7 @@ def build_collection(
     for chunk in _batches(rows, batch):
         c.insert(name, [{
             "row": r.row, "id": r.id, "document_id": r.document_id, "title": _fit(r.title, 4096),
-            "text": _fit(r.text, TEXT_BYTES), "terms": _fit(terms(r.text), TEXT_BYTES), "metadata": r.metadata,
+            "text": _fit(r.text, TEXT_BYTES), "terms": _fit(terms(indexed_text(r.title, r.text)), TEXT_BYTES), "metadata": r.metadata,
             "dense": np.asarray(r.vector, np.float32).tolist(),
         } for r in chunk])
         n += len(chunk)
