@@ -267,6 +267,10 @@ def train(
     bootstrap_limit: Annotated[Optional[int], typer.Option(help="most bootstrap pairs")] = None,
     synthetic_limit: Annotated[int, typer.Option(help="passages the generator writes questions for")] = 1000,
     seed: Annotated[int, typer.Option(help="random seed")] = 13,
+    rounds: Annotated[Optional[str], typer.Option(
+        help="N or auto: rounds, each from the last one's model with negatives re-mined by it (default: one training)")] = None,
+    max_rounds: Annotated[int, typer.Option(help="--rounds auto: the most rounds")] = 5,
+    min_gain: Annotated[float, typer.Option(help="--rounds auto: stop when a round adds less dev nDCG@10 than this")] = 0.002,
     model: ModelOpt = None,
     chunking: Annotated[Optional[OnOff], typer.Option(help="index the dataset with or without chunking")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
@@ -286,8 +290,19 @@ def train(
     ts = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_seq_length=max_seq_length,
                        seed=seed, cached_mini_batch=cached_mini_batch,
                        query_prefix=settings.encoder.query_prefix, passage_prefix=settings.encoder.passage_prefix)
-    report = run_training(settings, dataset, output, split, tuple(s.strip() for s in sources.split(",") if s.strip()),
-                          mine, ts, dev_fraction, bootstrap_limit, synthetic_limit)
+    source_list = tuple(s.strip() for s in sources.split(",") if s.strip())
+    if rounds is not None:
+        from training.rounds import parse_rounds, run_rounds
+
+        result = run_rounds(settings, dataset, output, parse_rounds(rounds), max_rounds, min_gain, mine, split=split,
+                            sources=source_list, train_settings=ts, dev_fraction=dev_fraction,
+                            bootstrap_limit=bootstrap_limit, synthetic_limit=synthetic_limit)
+        for r in result.rounds:
+            typer.echo(f"round {r['round']}: dev nDCG@10 {r['dev_ndcg@10_before']} -> {r['dev_ndcg@10_after']} "
+                       f"({r['steps']} steps, {r['seconds']:.0f}s, peak {r['peak_rss_mb']:.0f} MB)")
+        typer.echo(f"{result.stopped_because}; kept round {result.best_round}; model in {result.output}")
+        return
+    report = run_training(settings, dataset, output, split, source_list, mine, ts, dev_fraction, bootstrap_limit, synthetic_limit)
     b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
     typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
                f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
