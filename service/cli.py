@@ -251,7 +251,8 @@ def train(
     dataset: Annotated[Path, typer.Option(help="BEIR folder with the corpus and (for qrels) a train split")],
     output: Annotated[Path, typer.Option(help="new folder for the fine-tuned model (must not exist)")],
     split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
-    sources: Annotated[str, typer.Option(help="pair sources: qrels, bootstrap, feedback, synthetic (comma-separated)")] = "qrels",
+    sources: Annotated[str, typer.Option(
+        help="pair sources: qrels, bootstrap, feedback, synthetic, ict (label-free: a sentence for the rest of its passage)")] = "qrels",
     negatives: Annotated[int, typer.Option(help="BM25 hard negatives per pair (0: in-batch negatives only)")] = 1,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
     window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,
@@ -266,6 +267,7 @@ def train(
     dev_fraction: Annotated[float, typer.Option(help="share of training queries carved out as dev")] = 0.1,
     bootstrap_limit: Annotated[Optional[int], typer.Option(help="most bootstrap pairs")] = None,
     synthetic_limit: Annotated[int, typer.Option(help="passages the generator writes questions for")] = 1000,
+    ict_limit: Annotated[int, typer.Option(help="ict: most pairs (one per passage)")] = 2000,
     seed: Annotated[int, typer.Option(help="random seed")] = 13,
     rounds: Annotated[Optional[str], typer.Option(
         help="N or auto: rounds, each from the last one's model with negatives re-mined by it (default: one training)")] = None,
@@ -296,13 +298,14 @@ def train(
 
         result = run_rounds(settings, dataset, output, parse_rounds(rounds), max_rounds, min_gain, mine, split=split,
                             sources=source_list, train_settings=ts, dev_fraction=dev_fraction,
-                            bootstrap_limit=bootstrap_limit, synthetic_limit=synthetic_limit)
+                            bootstrap_limit=bootstrap_limit, synthetic_limit=synthetic_limit, ict_limit=ict_limit)
         for r in result.rounds:
             typer.echo(f"round {r['round']}: dev nDCG@10 {r['dev_ndcg@10_before']} -> {r['dev_ndcg@10_after']} "
                        f"({r['steps']} steps, {r['seconds']:.0f}s, peak {r['peak_rss_mb']:.0f} MB)")
         typer.echo(f"{result.stopped_because}; kept round {result.best_round}; model in {result.output}")
         return
-    report = run_training(settings, dataset, output, split, source_list, mine, ts, dev_fraction, bootstrap_limit, synthetic_limit)
+    report = run_training(settings, dataset, output, split, source_list, mine, ts, dev_fraction, bootstrap_limit, synthetic_limit,
+                          ict_limit=ict_limit)
     b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
     typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
                f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")

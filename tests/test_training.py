@@ -184,3 +184,18 @@ def test_synthetic_queries_resume_from_their_journal(searcher, tmp_path):
     assert synthetic_pairs(searcher.reader, Asker(), limit=30, concurrency=1, journal=journal) == again and Asker.n == 30
     assert clean_question('The answer is: "What kills tomato seedlings?"') == "What kills tomato seedlings?"
     assert clean_question("Question: Why mulch?") == "Why mulch?"
+
+
+def test_ict_pairs_take_a_sentence_out_of_its_passage(searcher):
+    from training.data import ict_pairs
+
+    pairs = ict_pairs(searcher.reader, limit=40, seed=3, keep_sentence=0.0)
+    assert len(pairs) == 40 and len({p.positive_id for p in pairs}) == 40  # one per passage
+    texts = searcher.reader.passages.get([p.positive_id for p in pairs])
+    for p in pairs:
+        full = texts[p.positive_id]
+        assert p.source == "ict" and len(p.query.split()) >= 6 and p.query in full.text
+        assert p.query not in p.positive and p.positive.startswith(full.title)  # masked; the title stays
+    kept = ict_pairs(searcher.reader, limit=40, seed=3, keep_sentence=1.0)
+    assert all(p.query in p.positive for p in kept)
+    assert ict_pairs(searcher.reader, limit=40, seed=3, keep_sentence=0.0) == pairs  # seeded

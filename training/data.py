@@ -24,7 +24,7 @@ class Pair:
     query: str
     positive_id: str  # passage id
     positive: str  # passage text as the encoder reads it (title + text)
-    source: str  # "qrels" | "bootstrap" | "feedback" | "synthetic"
+    source: str  # "qrels" | "bootstrap" | "feedback" | "synthetic" | "ict"
 
 
 def passages_of_documents(reader: IndexReader) -> dict[str, list[str]]:
@@ -77,6 +77,35 @@ def bootstrap_pairs(reader: IndexReader, limit: int | None = None, top_k: int = 
             continue
         if pid in {h.passage_id for h in reader.bm25.search(query, top_k)}:
             pairs.append(Pair(f"boot-{pid}", query, pid, body, "bootstrap"))
+    return pairs
+
+
+def ict_pairs(reader: IndexReader, limit: int | None = 2000, seed: int = 13, keep_sentence: float = 0.1,
+              min_words: int = 6) -> list[Pair]:
+    """Inverse cloze task (Lee et al., 2019), no labels: one sentence of a passage is the pseudo-query,
+    and the passage without that sentence (its title kept) the positive, so the model learns what a
+    passage is about rather than to find a copied string. In ``keep_sentence`` of the pairs the sentence
+    stays in (as in the paper), which keeps lexical matching worth something. One pair per passage,
+    from passages of two sentences or more; the sentence has at least ``min_words`` words."""
+    from rag.evidence import sentence_spans
+
+    rng = random.Random(seed)
+    ids = list(reader.passages.ids)
+    rng.shuffle(ids)
+    pairs: list[Pair] = []
+    for i in range(0, len(ids), 500):
+        got = reader.passages.get(ids[i : i + 500])
+        for pid in ids[i : i + 500]:
+            if limit is not None and len(pairs) >= limit:
+                return pairs
+            p = got[pid]
+            spans = sentence_spans(p.text)
+            usable = [(a, b) for a, b in spans if len(p.text[a:b].split()) >= min_words]
+            if len(spans) < 2 or not usable:
+                continue
+            a, b = rng.choice(usable)
+            rest = p.text if rng.random() < keep_sentence else f"{p.text[:a].rstrip()} {p.text[b:].lstrip()}".strip()
+            pairs.append(Pair(f"ict-{pid}", p.text[a:b].strip(), pid, indexed_text(p.title, rest), "ict"))
     return pairs
 
 

@@ -17,6 +17,7 @@ from training.data import (
     Pair,
     bootstrap_pairs,
     feedback_pairs,
+    ict_pairs,
     qrels_pairs,
     split_dev,
     synthetic_pairs,
@@ -24,7 +25,7 @@ from training.data import (
 from training.trainer import TrainReport, TrainSettings, check_output, train
 
 log = logging.getLogger(__name__)
-SOURCES = ("qrels", "bootstrap", "feedback", "synthetic")
+SOURCES = ("qrels", "bootstrap", "feedback", "synthetic", "ict")
 DEV_QRELS = "dev_qrels.tsv"  # the held-out dev queries' judgments, to tune fusion for the new model
 
 
@@ -38,6 +39,7 @@ def run_training(
     settings: Settings, dataset: Path, output: Path, split: str = "train", sources: tuple[str, ...] = ("qrels",),
     mine_settings: mining.MiningSettings | None = None, train_settings: TrainSettings | None = None,
     dev_fraction: float = 0.1, bootstrap_limit: int | None = None, synthetic_limit: int = 1000, generator=None,
+    ict_limit: int = 2000,
 ) -> TrainReport:
     ts = train_settings or TrainSettings()
     check_output(output)
@@ -67,6 +69,8 @@ def run_training(
         journal = output.parent / f".{output.name}.synthetic.jsonl"
         pairs += synthetic_pairs(reader, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
                                  progress=settings.progress, journal=journal)
+    if "ict" in sources:
+        pairs += ict_pairs(reader, ict_limit, seed=ts.seed)
     if "feedback" in sources:
         from rag.factory import make_store
 
@@ -96,6 +100,8 @@ def run_training(
     for q in dev_queries.values():
         corpus_ids.update(h.passage_id for h in reader.bm25.search(q, ts.dev_corpus_candidates))
     dev_corpus = {pid: p.indexed_text for pid, p in reader.passages.get(sorted(corpus_ids)).items()}
+    # a positive as the pair has it: for ICT the passage without the query sentence (else dev is a string search)
+    dev_corpus.update({p.positive_id: p.positive for p in dev_pairs})
     card = {
         "dataset": str(dataset), "split": split if needs_labels else None, "sources": list(sources),
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in sources},
