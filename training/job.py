@@ -22,7 +22,7 @@ from training.data import (
     split_dev,
     synthetic_pairs,
 )
-from training.trainer import TrainReport, TrainSettings, check_output, train
+from training.trainer import TrainReport, TrainSettings, check_output, memory_checkpoint, train
 
 log = logging.getLogger(__name__)
 SOURCES = ("qrels", "bootstrap", "feedback", "synthetic", "ict")
@@ -77,6 +77,8 @@ def run_training(
         pairs += feedback_pairs(make_store(settings))  # the serving store's feedback (settings.database_url)
     if not pairs:
         raise InputError("no training pairs could be assembled")
+    memory: dict[str, float] = {}
+    memory_checkpoint(memory, "index and pairs")
     train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)
     known: dict[str, set[str]] = {}
     for p in pairs:
@@ -92,6 +94,7 @@ def run_training(
         mined_file = output.parent / f".{output.name}.hard_negatives.jsonl"
         mining.save(triplets, mined_file)
         log.info("mined %d triplets from %d pairs; dropped %s", len(rows), len(train_pairs), dropped)
+        memory_checkpoint(memory, "mined")
     dev_queries = {p.query_id: p.query for p in dev_pairs}
     dev_relevant: dict[str, set[str]] = {}
     for p in dev_pairs:
@@ -111,7 +114,7 @@ def run_training(
     }
     base = settings.encoder.model or str(getattr(encoder, "path", encoder.model_key))
     files = {DEV_QRELS: dev_qrels(dev_queries, ds.qrels)} if needs_labels else None
-    report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files)
+    report = train(base, output, rows, dev_queries, dev_corpus, dev_relevant, ts, card, settings.progress, files, memory)
     if mined_file is not None:
         shutil.move(str(mined_file), output / "hard_negatives.jsonl")
     if "synthetic" in sources:

@@ -55,6 +55,8 @@ class TrainReport:
     device: str
     settings: dict[str, Any]
     data: dict[str, Any]
+    #: peak RSS (MB) when each stage ended: the stage where it jumps is where the memory went
+    memory_mb: dict[str, float] | None = None
 
 
 def check_output(output: Path) -> None:
@@ -68,10 +70,15 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def memory_checkpoint(memory: dict[str, float], stage: str) -> None:
+    memory[stage] = round(_peak_rss_mb(), 1)
+    log.info("peak RSS after %s: %.0f MB", stage, memory[stage])
+
+
 def train(
     base_model: str, output: Path, train_rows: list[Pair] | list[Triplet], dev_queries: dict[str, str],
     dev_corpus: dict[str, str], dev_relevant: dict[str, set[str]], s: TrainSettings, data_card: dict[str, Any],
-    progress: bool = True, files: dict[str, str] | None = None,
+    progress: bool = True, files: dict[str, str] | None = None, memory: dict[str, float] | None = None,
 ) -> TrainReport:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -103,6 +110,8 @@ def train(
     except Exception as exc:  # noqa: BLE001 - any load failure is the user's model path
         raise InputError(f"cannot load base model {base_model!r}: {exc}") from exc
     model.max_seq_length = s.max_seq_length
+    memory = memory if memory is not None else {}
+    memory_checkpoint(memory, "model loaded")
 
     cols: dict[str, list[str]] = {"anchor": [], "positive": []}
     n_neg = len(train_rows[0].negatives) if isinstance(train_rows[0], Triplet) else 0
@@ -122,6 +131,7 @@ def train(
     )
     before = {k.removeprefix(f"{EVAL_NAME}_"): v for k, v in evaluator(model).items()}
     log.info("dev before: ndcg@10 %.4f", before.get("cosine_ndcg@10", float("nan")))
+    memory_checkpoint(memory, "dev evaluated")
 
     if s.cached_mini_batch:
         loss = CachedMultipleNegativesRankingLoss(model, mini_batch_size=s.cached_mini_batch)
@@ -147,6 +157,7 @@ def train(
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume or None)
     seconds = time.perf_counter() - t
+    memory_checkpoint(memory, "trained")
     # the trainer evaluated every checkpoint; "after" is the kept (best) one's evaluation
     evals = [e for e in trainer.state.log_history if args.metric_for_best_model in e]
     best = max(evals, key=lambda e: e[args.metric_for_best_model]) if evals else None
@@ -159,7 +170,7 @@ def train(
         triplets=len(train_rows) if n_neg else 0, dev_queries=len(dev_queries), dev_corpus=len(dev_corpus),
         metrics_before=_round(before), metrics_after=_round(after), steps=int(result.global_step),
         seconds=round(seconds, 1), peak_rss_mb=round(_peak_rss_mb(), 1), device=device,
-        settings=asdict(s), data=data_card,
+        settings=asdict(s), data=data_card, memory_mb=memory,
     )
     staging = output.parent / f".{output.name}.staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -205,5 +216,9 @@ training queries, over a corpus of {r.dev_corpus} passages (their gold passages 
 |---|---:|---:|
 {rows}
 
-{r.steps} steps in {r.seconds:.0f} s on {r.device}; peak memory {r.peak_rss_mb:.0f} MB.
+{r.steps} steps in {r.seconds:.0f} s on {r.device}; peak memory {r.peak_rss_mb:.0f} MB{_memory_line(r.memory_mb)}.
 """
+
+
+def _memory_line(memory: dict[str, float] | None) -> str:
+    return " (peak RSS as each stage ended: " + ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items()) + ")" if memory else ""
