@@ -95,7 +95,7 @@ _clients_lock = threading.Lock()
 
 
 def client(loc: Location) -> Any:
-    """One MilvusClient per (uri, token, database) in this process (milvus-lite allows one opener per file)."""
+    """One MilvusClient per (uri, token, database) in this process, shared by every reader and job."""
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
@@ -139,7 +139,7 @@ def _fit(text: str, limit: int) -> str:
     data = text.encode()
     if len(data) <= limit:
         return text
-    log.warning("a passage of %d bytes is cut to Milvus's %d for BM25", len(data), limit)
+    log.warning("a passage field of %d bytes is cut to Milvus's limit of %d", len(data), limit)
     return data[:limit].decode(errors="ignore")
 
 
