@@ -355,7 +355,10 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], ind
     if settings.redis_url:  # replicas sharing Redis refuse the key now, not when their cache expires
         from rag.shared import RedisKeyCache, connect
 
-        RedisKeyCache(connect(settings.redis_url)).forget(key_id)
+        try:
+            RedisKeyCache(connect(settings.redis_url)).forget(key_id)
+        except ConfigError as exc:
+            typer.echo(f"revoked in the database; {exc}: replicas may accept the key until their cache expires (60 s)", err=True)
     typer.echo(f"revoked {key_id}")
 
 

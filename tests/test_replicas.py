@@ -110,3 +110,21 @@ def test_a_job_retried_through_another_replica_runs_once(index, redis_url):
     with store.engine.connect() as c:
         runs = c.exec_driver_sql("SELECT count(*) FROM jobs WHERE request_key = '-:upload-42'").scalar()
     assert runs == 1
+
+
+def test_keys_revoke_forgets_the_key_in_redis_and_survives_redis_down(redis_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    store = DocumentStore(f"sqlite:///{tmp_path / 'rag.db'}")
+    key, token = create_key(store, Scope.read)
+    cache = RedisKeyCache(connect(redis_url))
+    cache.get(token, lambda: verify(store, token))
+    cmd = [sys.executable, "-m", "service", "keys", "revoke", key.id, "--index-dir", str(tmp_path)]
+    r = subprocess.run(cmd, env={**os.environ, "RAG_REDIS_URL": redis_url}, capture_output=True, text=True)
+    assert r.returncode == 0 and cache.peek(token) is MISSING and verify(store, token) is None
+    other, _ = create_key(store, Scope.read)
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    r = subprocess.run([*cmd[:-3], other.id, *cmd[-2:]], env={**os.environ, "RAG_REDIS_URL": down}, capture_output=True, text=True)
+    assert r.returncode == 0 and "revoked in the database" in r.stderr and "Traceback" not in r.stderr
