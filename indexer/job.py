@@ -26,15 +26,16 @@ from tqdm import tqdm
 from indexer.sources import RecordsSource, Source
 from rag import generations as gens
 from rag import milvus
-from rag.bm25 import BM25Retriever, build_bm25, open_bm25
+from rag.bm25 import build_bm25
 from rag.chunking import Chunker, text_hash
-from rag.dense import DenseIndex, build_dense, open_dense
+from rag.dense import build_dense
 from rag.encoders.base import Encoder
 from rag.errors import IndexValidationError, InputError, RagError
 from rag.factory import build_encoder, encoder_spec, make_chunker, make_encoder, make_store
 from rag.manifest import Counts, DenseInfo, EncoderInfo, Manifest
 from rag.milvus import MILVUS, MilvusSettings
 from rag.passage_table import PassageTable, write_passage_table
+from rag.reader import open_retrievers
 from rag.settings import BM25Backend, IndexBackend, Settings
 from rag.store.sql import DocumentStore, DocumentWrite
 from rag.timing import Timer
@@ -318,7 +319,7 @@ class IndexJob:
         manifest = gens.read_manifest(current)
         if manifest.bm25_backend == MILVUS and self.milvus is not None:
             try:
-                bm25, _ = milvus.open_parts(current, self.milvus, self.index_dir)
+                bm25, _ = open_retrievers(current, MILVUS, self.index_dir, self.milvus)
                 if len(bm25) != manifest.counts.passages:
                     raise RagError(f"its collection holds {len(bm25)} rows, not {manifest.counts.passages}")
             except RagError as exc:
@@ -394,11 +395,6 @@ class IndexJob:
             table.close()
         milvus.write_pointer(staging, loc, name, dim, self.bm25_k1, self.bm25_b)
 
-    def _open_staged(self, staging: Path) -> tuple[BM25Retriever, DenseIndex]:
-        if self.milvus is not None:
-            return milvus.open_parts(staging, self.milvus, self.index_dir)
-        return open_bm25(self.bm25_backend, staging / "bm25"), open_dense(staging / "dense")
-
     def _validate(self, staging: Path) -> None:
         """The staged generation, read back through the readers the service uses, must hold exactly
         the store's passages in every format; otherwise it is not published."""
@@ -411,7 +407,7 @@ class IndexJob:
                 problems.append(f"the store holds {sql_passages} passages but {len(expected)} were read")
             if passages.ids != expected:
                 problems.append(f"the passage table's ids differ from the store's ({len(passages.ids)} vs {len(expected)})")
-            bm25, dense = self._open_staged(staging)
+            bm25, dense = open_retrievers(staging, self._bm25_name, self.index_dir, self.milvus)
             try:
                 bm25_ids = list(bm25.ids)
             finally:

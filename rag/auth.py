@@ -33,12 +33,18 @@ def create_key(store: DocumentStore, scope: Scope, name: str = "") -> tuple[ApiK
     return ApiKey(key_id, name, Scope(scope)), f"rag_{key_id}_{secret}"
 
 
-def verify(store: DocumentStore, token: str) -> ApiKey | None:
+def parse_token(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a ``rag_<id>_<secret>`` token; None when it has another shape."""
     parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != "rag":
+    return (parts[1], parts[2]) if len(parts) == 3 and parts[0] == "rag" else None
+
+
+def verify(store: DocumentStore, token: str) -> ApiKey | None:
+    parsed = parse_token(token)
+    if parsed is None:
         return None
-    row = store.keys.get(parts[1])
-    if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _hash(parts[2])):
+    row = store.keys.get(parsed[0])
+    if row is None or row.revoked or not hmac.compare_digest(row.key_hash, _hash(parsed[1])):
         return None
     return ApiKey(row.id, row.name, Scope(row.scope))
 

@@ -18,6 +18,19 @@ from rag.passage_table import PassageTable
 log = logging.getLogger(__name__)
 
 
+def open_retrievers(
+    gen_dir: Path, bm25_backend: str, index_dir: Path, milvus: MilvusSettings | None = None, k1: float | None = None,
+    b: float | None = None, ef_search: int = 128, faiss_threads: int | None = 1,
+) -> tuple[BM25Retriever, DenseIndex]:
+    """The BM25 retriever and dense index of one generation, from whichever backend built them: files
+    in the generation folder, or (``bm25_backend`` milvus) the Milvus collection it names. ``k1``/``b``
+    None: the defaults (local) or the values built in (Milvus)."""
+    if bm25_backend == MILVUS:
+        return open_parts(gen_dir, milvus or MilvusSettings(), index_dir, ef_search, k1, b)
+    bm25 = open_bm25(BM25Backend(bm25_backend), gen_dir / "bm25", *(() if k1 is None or b is None else (k1, b)))
+    return bm25, open_dense(gen_dir / "dense", ef_search, faiss_threads)
+
+
 @dataclass(frozen=True)
 class GenerationView:
     """The open parts of one generation. A search takes one view and uses it throughout, so a switch
@@ -47,7 +60,7 @@ class IndexReader:
     ) -> None:
         self.index_dir = Path(index_dir)
         self._k1, self._b, self._ef_search, self._faiss_threads = k1, b, ef_search, faiss_threads
-        self._milvus = milvus or MilvusSettings()  # used by generations built with index.backend=milvus
+        self._milvus = milvus  # where generations built with index.backend=milvus live (None: the defaults)
         self._failed: str | None = None  # a newer generation that would not open
         self._retired: GenerationView | None = None  # the previous view, closed at the next switch
         self.refresh_error: str | None = None
@@ -64,13 +77,8 @@ class IndexReader:
                 f"generation {gen_dir.name} is damaged: {', '.join(damaged[:5])} differ from its manifest; re-run `rag index`")
         passages = PassageTable(gen_dir)
         try:
-            bm25: BM25Retriever
-            dense: DenseIndex
-            if manifest.bm25_backend == MILVUS:
-                bm25, dense = open_parts(gen_dir, self._milvus, self.index_dir, self._ef_search, self._k1, self._b)
-            else:
-                bm25 = open_bm25(BM25Backend(manifest.bm25_backend), gen_dir / "bm25", self._k1, self._b)
-                dense = open_dense(gen_dir / "dense", self._ef_search, self._faiss_threads)
+            bm25, dense = open_retrievers(gen_dir, manifest.bm25_backend, self.index_dir, self._milvus, self._k1, self._b,
+                                          self._ef_search, self._faiss_threads)
         except IndexUnavailableError:
             passages.close()
             raise

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rag.auth import ApiKey
+from rag.auth import ApiKey, parse_token
 from rag.errors import ConfigError
 from rag.types import Scope
 
@@ -127,7 +127,8 @@ class RedisKeyCache(_Breaker):
         self._client, self.key_ttl_s, self.unknown_ttl_s, self._prefix = client, key_ttl_s, unknown_ttl_s, prefix
 
     def _name(self, token: str) -> str:
-        key_id = token.split("_", 2)[1] if token.count("_") >= 2 else "-"
+        parsed = parse_token(token)
+        key_id = parsed[0] if parsed else "-"
         return f"{self._prefix}{key_id}:{hashlib.sha256(token.encode()).hexdigest()}"
 
     def peek(self, token: str) -> Any:

@@ -350,8 +350,10 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")], ind
                 database_url: DbOpt = None) -> None:
     """Revoke a key: requests with it get 401 from then on."""
     from rag.auth import revoke
-    revoke(_store(index_dir, database_url), key_id)
-    settings = _settings({})
+    from rag.factory import make_store
+
+    settings = _settings({"index_dir": index_dir, "database_url": database_url})
+    revoke(make_store(settings), key_id)
     if settings.redis_url:  # replicas sharing Redis refuse the key now, not when their cache expires
         from rag.shared import RedisKeyCache, connect
 

@@ -1,17 +1,13 @@
 """SIGKILL the indexing job at many moments; the finished index must equal a clean run's."""
 
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from rag import generations as gens
 from rag.reader import IndexReader
 from tests.conftest import SAMPLE
-
-HELPER = Path(__file__).parent / "index_slowly.py"
+from tests.index_slowly import kill_then_resume, run_slowly
 
 
 def snapshot(index_dir: Path):
@@ -23,23 +19,14 @@ def snapshot(index_dir: Path):
 
 def test_sigkill_at_any_moment_then_resume_equals_clean_run(tmp_path):
     clean = tmp_path / "clean"
-    subprocess.run([sys.executable, str(HELPER), str(SAMPLE), str(clean)], check=True, capture_output=True)
+    assert run_slowly(SAMPLE, clean).returncode == 0
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, str(HELPER), str(SAMPLE), str(tmp_path / "timing")], check=True, capture_output=True)
+    assert run_slowly(SAMPLE, tmp_path / "timing").returncode == 0
     full = time.perf_counter() - t0
 
     killed = tmp_path / "killed"
-    kills = 0
-    for frac in (0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 0.97):
-        proc = subprocess.Popen([sys.executable, str(HELPER), str(SAMPLE), str(killed)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        time.sleep(full * frac)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills, out = kill_then_resume(SAMPLE, killed, full, (0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 0.97))
     assert kills >= 3
-    out = subprocess.run([sys.executable, str(HELPER), str(SAMPLE), str(killed)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-4000:]  # what the resumed job said, should it fail
 
     assert snapshot(killed) == snapshot(clean)  # same documents, passage ids, texts and vectors

@@ -1,11 +1,7 @@
 """The indexing job and the searcher on the Milvus backend (milvus-lite: a .db file, the same client API)."""
 
 import json
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +14,7 @@ from rag.reader import IndexReader
 from rag.search import Searcher
 from rag.settings import Mode, RetrievalSettings, TruncationSettings
 from tests.conftest import SAMPLE, make_job, write_jsonl
+from tests.index_slowly import kill_then_resume, run_slowly
 
 SETTINGS = milvus.MilvusSettings()
 
@@ -123,31 +120,15 @@ def test_a_client_opened_elsewhere_reads_through_the_alias(indexes):
     assert len(hits[0]) == 3 and all("#" in h["entity"]["id"] for h in hits[0])
 
 
-HELPER = Path(__file__).parent / "index_slowly.py"
-
-
 @pytest.mark.slow
 def test_sigkill_at_any_moment_then_resume_equals_a_clean_run_on_milvus(tmp_path):
-    def run(index_dir, check=True):
-        return subprocess.run([sys.executable, str(HELPER), str(SAMPLE), str(index_dir), "milvus"],
-                              capture_output=True, text=True, check=check)
-
     clean = tmp_path / "clean"
     t0 = time.perf_counter()
-    run(clean)
+    assert run_slowly(SAMPLE, clean, "milvus").returncode == 0
     full = time.perf_counter() - t0
     killed = tmp_path / "killed"
-    kills = 0
-    for frac in (0.2, 0.4, 0.6, 0.8, 0.9, 0.97):
-        proc = subprocess.Popen([sys.executable, str(HELPER), str(SAMPLE), str(killed), "milvus"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(full * frac)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills, out = kill_then_resume(SAMPLE, killed, full, (0.2, 0.4, 0.6, 0.8, 0.9, 0.97), "milvus")
     assert kills >= 3
-    out = run(killed, check=False)
     assert out.returncode == 0, out.stderr[-4000:]
     a, b = IndexReader(clean), IndexReader(killed)
     assert a.passages.ids == b.passages.ids == b.bm25.ids

@@ -81,14 +81,13 @@ def run_rounds(
         report_file = out_k / "training_report.json"
         if report_file.is_file():
             log.info("round %d finished in an earlier run: reusing %s", k, out_k)
-            report = json.loads(report_file.read_text())
         else:
             # later rounds mine with BM25 and the model being trained, whatever round 1 used
             mine = mine_settings if k == 1 or mine_settings is None else replace(mine_settings, dense=True, filter=True)
             s_k = settings.model_copy(update={"encoder": settings.encoder.model_copy(update={"model": model})})
             log.info("round %d of %s: from %s", k, rounds or f"auto (at most {limit})", model or "the packaged base model")
             train(s_k, dataset, out_k, mine_settings=mine, **training)
-            report = json.loads(report_file.read_text())
+        report = json.loads(report_file.read_text())
         if rounds is None:
             _check_dev_size(int(report["dev_queries"]))
         entry = {"round": k, "from": model or "base", "dev_ndcg@10_before": report["metrics_before"].get(METRIC),

@@ -21,7 +21,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,15 +28,11 @@ from pathlib import Path
 
 import httpx
 
+from eval.benchmarks import free_port
+
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "rag" / "sample_data" / "garden"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start(index_dir: Path, port: int, fake: bool) -> subprocess.Popen:
@@ -127,7 +122,7 @@ def run(index_dir: Path, jobs: int = 10, docs: int = 40, seed: int = 7, fake: bo
     submitted: dict[str, list[str]] = {}  # job id -> document ids
     kills, lost_submissions, start_s = [], 0, []
     for j in range(jobs):
-        port = _port()
+        port = free_port()
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
             t = time.monotonic()
             proc = _start(index_dir, port, fake)
@@ -151,7 +146,7 @@ def run(index_dir: Path, jobs: int = 10, docs: int = 40, seed: int = 7, fake: bo
             kills.append({"target": target, "reached": reached, "after_s": round(time.monotonic() - t_sub, 2), "jobs_by_stage": stages})
             log.info("round %d: killed in %s (reached: %s); jobs by stage: %s", j, target, reached, stages)
     # the last start: it resumes what the killed ones left
-    port = _port()
+    port = free_port()
     report: dict = {"jobs": jobs, "docs_per_job": docs, "seed": seed, "fake": fake, "kills": kills,
                     "submissions_cut_by_the_kill": lost_submissions}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from eval.benchmarks import free_port
 from eval.report import write_atomic
 from eval.stats import pct
 
@@ -125,9 +125,7 @@ async def main_async(args) -> dict:
            **dict(kv.split("=", 1) for kv in args.env)}
     token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", "write", "--name", "load"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {token}"}

@@ -26,19 +26,12 @@ from pathlib import Path
 
 import httpx
 
+from eval.benchmarks import free_port
 from eval.report import write_atomic
 
 log = logging.getLogger(__name__)
 RAG = str(Path(sys.executable).with_name("rag"))
 SAMPLE = Path(__file__).resolve().parents[2] / "rag" / "sample_data" / "garden"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, timeout: float = 120) -> None:
