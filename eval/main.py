@@ -70,7 +70,9 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
 
 
 def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool,
-                 qrels: Path | None = None) -> Iterator[str]:
+                 qrels: Path | None = None, rerank_k: list[int] | None = None) -> Iterator[str]:
+    """Each retriever's row; with a reranker configured (rerank.model), also each one reranked, at
+    every depth of ``rerank_k`` (default the reranker's own)."""
     modes = parse_retrievers(retrievers)
     ds = load_dataset(dataset, split, qrels)
     if do_tune:
@@ -82,11 +84,16 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
         yield f"tuned on {ds.name}/{ds.split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
         yield f"written to {settings.tuned_path}"
         return
+    runs: list[tuple[str, Mode, int | None]] = [(m.value, m, None) for m in modes]
+    if searcher.reranker is not None:
+        runs += [(f"{m.value}+rerank@{d}", m, d) for m in modes for d in rerank_k or [searcher.rerank_plan.top_k]]
+    elif rerank_k:
+        raise InputError("--rerank-k needs a reranker: set rerank.model (RAG_RERANK__MODEL or --reranker)")
     results = {}
-    for mode in modes:
-        rr = run_retriever(searcher, ds, mode, settings.progress)
+    for name, mode, depth in runs:
+        rr = run_retriever(searcher, ds, mode, settings.progress, rerank_k=depth)
         m = evaluate(ds.qrels, rr.run)
-        results[mode.value] = {**{k: round(v, 4) for k, v in m.items() if k != "recall_curve"},
+        results[name] = {**{k: round(v, 4) for k, v in m.items() if k != "recall_curve"},
                                "recall_curve": {k: round(v, 4) for k, v in m["recall_curve"].items()},
                                "latency_ms": rr.latency_summary()}
     r, manifest = searcher.retrieval, searcher.reader.manifest
@@ -97,6 +104,8 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
                   "chunking": manifest.chunking, "bm25": {"backend": manifest.bm25_backend, "k1": settings.bm25.k1, "b": settings.bm25.b},
                   "dense": asdict(manifest.dense)},
         "fusion": r.model_dump(mode="json"),
+        "rerank": ({"model": settings.rerank.model, "weight": searcher.rerank_plan.weight,
+                    "max_length": settings.rerank.max_length} if searcher.reranker is not None else None),
         "tuned_file": str(settings.tuned_path) if settings.tuned_path.is_file() else None,
     }
     yield reports.markdown(rep).rstrip()

@@ -14,10 +14,10 @@ from eval.stats import pct
 from indexer.datasets import dataset_index
 from rag.datasets import Dataset
 from rag.factory import make_encoder, make_searcher
-from rag.search import Candidates, Searcher
-from rag.settings import Mode, RetrievalSettings, Settings
+from rag.search import Searcher
+from rag.settings import Mode, Settings
 from rag.timing import Timer
-from rag.types import document_of
+from rag.types import ScoredId, document_of
 
 log = logging.getLogger(__name__)
 DOCS_PER_QUERY = 100
@@ -40,12 +40,15 @@ class RetrieverRun:
     run: Run
     latency_ms: list[float] = field(default_factory=list)
     encode_ms: list[float] = field(default_factory=list)
+    rerank_ms: list[float] = field(default_factory=list)
 
     def latency_summary(self) -> dict[str, float]:
         out = {"p50": _pct(self.latency_ms, 50), "p95": _pct(self.latency_ms, 95)}
         if any(self.encode_ms):
             rest = [t - e for t, e in zip(self.latency_ms, self.encode_ms, strict=True)]
             out |= {"encode_p50": _pct(self.encode_ms, 50), "rest_p50": _pct(rest, 50), "rest_p95": _pct(rest, 95)}
+        if any(self.rerank_ms):
+            out |= {"rerank_p50": _pct(self.rerank_ms, 50), "rerank_p95": _pct(self.rerank_ms, 95)}
         return out
 
 
@@ -53,27 +56,33 @@ def _pct(xs: list[float], q: float) -> float:
     return pct(xs, q) or 0.0
 
 
-def doc_run(searcher: Searcher, c: Candidates, mode: Mode, retrieval: RetrievalSettings) -> dict[str, float]:
-    fused = searcher.fuse(c, mode, retrieval)
+def doc_run(fused: list[ScoredId]) -> dict[str, float]:
     return {document_of(h.passage_id): h.score for h in fused[:DOCS_PER_QUERY]}
 
 
 def run_retriever(
-    searcher: Searcher, ds: Dataset, mode: Mode, progress: bool = True, warmup: int = 50
+    searcher: Searcher, ds: Dataset, mode: Mode, progress: bool = True, warmup: int = 50, rerank_k: int | None = None,
 ) -> RetrieverRun:
-    """Each query searched on its own, as a user would, timed end to end (encode .. fuse)."""
+    """Each query searched on its own, as a user would, timed end to end (encode .. fuse, and the
+    searcher's reranker over the first ``rerank_k`` fused hits when given)."""
     retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
     depth_b = candidate_depth(searcher, retrieval.depth_bm25)
     depth_d = candidate_depth(searcher, retrieval.depth_dense)
     qids = list(ds.queries)
-    for qid in qids[:warmup]:  # JIT and caches warm, as in a long-running service
-        searcher.candidates(ds.queries[qid], mode, None, Timer(), depth_b, depth_d)
+    for i, qid in enumerate(qids[:warmup]):  # JIT and caches warm, as in a long-running service
+        c = searcher.candidates(ds.queries[qid], mode, None, Timer(), depth_b, depth_d)
+        if rerank_k and i < 5:
+            searcher.rerank(ds.queries[qid], searcher.fuse(c, mode, retrieval), Timer(), top_k=rerank_k)
     out = RetrieverRun({})
-    for qid in tqdm(qids, desc=mode.value, unit="query", disable=not progress):
+    for qid in tqdm(qids, desc=mode.value + (f"+rerank@{rerank_k}" if rerank_k else ""), unit="query", disable=not progress):
         timer = Timer()
         t = time.perf_counter()
         c = searcher.candidates(ds.queries[qid], mode, None, timer, depth_b, depth_d)
-        out.run[qid] = doc_run(searcher, c, mode, retrieval)
+        fused = searcher.fuse(c, mode, retrieval)
+        if rerank_k:
+            fused = searcher.rerank(ds.queries[qid], fused, timer, top_k=rerank_k)
+        out.run[qid] = doc_run(fused)
         out.latency_ms.append((time.perf_counter() - t) * 1000)
         out.encode_ms.append(timer.totals.get("encode", 0.0))
+        out.rerank_ms.append(timer.totals.get("rerank", 0.0))
     return out

@@ -51,7 +51,7 @@ def tune(searcher: Searcher, ds: Dataset, progress: bool = True) -> dict[str, An
     for cfg in tqdm(grid(), desc="tune", unit="config", disable=not progress):
         retrieval = searcher.retrieval.model_copy(update={**cfg, "fold_documents": True})
         db, dd = candidate_depth(searcher, cfg["depth_bm25"]), candidate_depth(searcher, cfg["depth_dense"])
-        run = {q: doc_run(searcher, Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval) for q, c in cands.items()}
+        run = {q: doc_run(searcher.fuse(Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval)) for q, c in cands.items()}
         trials.append((evaluate(ds.qrels, run)["ndcg@10"], cfg))
     trials.sort(key=lambda t: -t[0])
     best_score, best = trials[0]

@@ -75,7 +75,25 @@ def make_searcher(settings: Settings, encoder: Encoder | None = None):
 
     reader = make_reader(settings)
     encoder = encoder or index_encoder(settings, reader.manifest)
-    return Searcher(reader, encoder, settings.retrieval, settings.truncation)
+    reranker, plan = make_reranker(settings)
+    return Searcher(reader, encoder, settings.retrieval, settings.truncation, reranker, plan)
+
+
+def make_reranker(settings: Settings):
+    """The configured cross-encoder and how it runs, or (None, None) when reranking is off."""
+    from rag.rerank import plan
+
+    r = settings.rerank
+    if r.model is None:
+        return None, None
+    return _reranker(r.model, r.max_length, r.batch_size, r.device, r.threads), plan(r.model, r.top_k, r.weight)
+
+
+@lru_cache(maxsize=2)
+def _reranker(model: str, max_length: int, batch_size: int, device: str, threads: int | None):
+    from rag.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(model, max_length, batch_size, device, threads)
 
 
 def encoder_spec(settings: Settings, manifest: Manifest | None) -> EncoderSpec:

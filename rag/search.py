@@ -15,6 +15,7 @@ from rag.encoders.base import Encoder
 from rag.errors import ConfigError, InputError
 from rag.fusion import FusionMethod, Normalization, convex, fold_documents, rrf
 from rag.reader import GenerationView, IndexReader
+from rag.rerank import Reranker, RerankPlan, rerank
 from rag.timing import Timer
 from rag.truncation import Truncation, TruncationSettings, truncate
 from rag.types import Mode, Passage, ScoredId, document_of
@@ -66,9 +67,12 @@ class Searcher:
     def __init__(
         self, reader: IndexReader, encoder: Encoder,
         retrieval: RetrievalSettings | None = None, truncation: TruncationSettings | None = None,
+        reranker: Reranker | None = None, rerank_plan: RerankPlan | None = None,
     ) -> None:
         self.reader = reader
         self.encoder = encoder
+        self.reranker = reranker
+        self.rerank_plan = rerank_plan or RerankPlan(50, 1.0)
         self.retrieval = retrieval or RetrievalSettings()
         self.truncation = truncation or TruncationSettings()
         self._check_encoder()
@@ -152,6 +156,17 @@ class Searcher:
             fused = fold_documents(fused, {h.passage_id: document_of(h.passage_id) for h in fused})
         return fused
 
+    def rerank(self, query: str, fused: list[ScoredId], timer: Timer, view: GenerationView | None = None,
+               top_k: int | None = None) -> list[ScoredId]:
+        """The cross-encoder's order over the first ``top_k`` fused hits (no reranker: ``fused`` as is)."""
+        if self.reranker is None or not fused:
+            return fused
+        head = fused[: top_k or self.rerank_plan.top_k]
+        with timer("rerank"):
+            texts = (view or self.reader.view).passages.get([h.passage_id for h in head])
+            scores = self.reranker.score(query, [texts[h.passage_id].indexed_text for h in head])
+            return rerank(fused, scores, self.rerank_plan.weight)
+
     # -- the whole search ----------------------------------------------------------------------
 
     def search(
@@ -167,6 +182,7 @@ class Searcher:
         c = self.candidates(query, mode, filters, timer, view=view)
         with timer("fuse"):
             fused = self.fuse(c, mode)
+        fused = self.rerank(query, fused, timer, view)
         max_k = k or t.max_k
         with timer("truncate"):
             # token counts matter only under a token budget: then the leading passages are read first

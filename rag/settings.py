@@ -154,6 +154,19 @@ class AnswerSettings(BaseModel):
     prompt_budget: int = Field(1536, ge=64, description="prompt tokens, counted by the generator's tokenizer")
 
 
+class RerankSettings(BaseModel):
+    """The optional cross-encoder stage after fusion (off unless a model folder is set)."""
+
+    model: str | None = Field(None, description="a cross-encoder folder from `rag train --reranker`; unset: no reranking")
+    top_k: int | None = Field(None, ge=1, le=1000, description="fused hits it reads; default the folder's reranker.json, else 50")
+    weight: float | None = Field(None, ge=0, le=1, description="its scores against the fused ones (1: its order alone); "
+                                                                "default the folder's reranker.json (chosen on dev), else 1")
+    max_length: int = Field(256, ge=16, description="tokens of query + passage it reads")
+    batch_size: int = Field(32, ge=1)
+    device: str = "auto"
+    threads: int | None = Field(None, ge=1, description="intra-op threads of its forward pass (default every core)")
+
+
 class AuthSettings(BaseModel):
     enabled: bool = Field(True, description="off only by this explicit setting (the loopback demo)")
     rate_per_s: float = Field(20.0, gt=0, description="requests a second per key, on average")
@@ -191,6 +204,7 @@ class Settings(BaseSettings):
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    rerank: RerankSettings = RerankSettings()
     truncation: TruncationSettings = TruncationSettings()
     generator: GeneratorSettings = GeneratorSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -218,6 +218,9 @@ def eval_(
     max_tokens: Annotated[Optional[int], typer.Option(help="answer task: most tokens generated")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="answer task: reuse the configurations an interrupted run finished")] = False,
     mode: Annotated[Optional[AnswerMode], typer.Option(help="answer task: extractive (no generator) | generative | both")] = None,
+    reranker: Annotated[Optional[Path], typer.Option(
+        help="a cross-encoder folder (`rag train --reranker`): each retriever is also reported reranked")] = None,
+    rerank_k: Annotated[Optional[str], typer.Option(help="fused hits the reranker reads, e.g. 20,50,100 (a row each)")] = None,
     no_progress: NoProgressOpt = False,
 ) -> None:
     """Evaluate retrievers on a BEIR dataset (nDCG@10, Recall@10/100, MRR@10, MAP@100, latency), or
@@ -229,21 +232,31 @@ def eval_(
         "progress": False if no_progress else None, "encoder": {"model": model},
         "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
         "generator": {"max_tokens": max_tokens}, "answer": {"mode": mode},
+        "rerank": {"model": str(reranker) if reranker else None},
     })
     if task == "answer":
         if qrels is not None:
             raise InputError("--qrels is for --task retrieval; the answer task reads answers.jsonl")
-        try:
-            ks = [int(x) for x in k_values.split(",") if x.strip()]
-        except ValueError:
-            raise InputError(f"--k-values {k_values!r}: expected integers like 3,5") from None
-        lines = answer_cmd(settings, dataset, split, output, ks, resume)
+        lines = answer_cmd(settings, dataset, split, output, _ints("--k-values", k_values) or [], resume)
     elif task == "retrieval":
-        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels)
+        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels, _ints("--rerank-k", rerank_k))
     else:
         raise InputError(f"--task {task!r}: choose retrieval or answer")
     for line in lines:
         typer.echo(line)
+
+
+def _ints(option: str, text: str | None) -> list[int] | None:
+    """``"3,5"`` -> [3, 5]; None -> None; anything else is the user's error."""
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise InputError(f"{option} {text!r}: expected positive integers like 3,5")
+    return values
 
 
 @app.command()
@@ -253,15 +266,16 @@ def train(
     split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
     sources: Annotated[str, typer.Option(
         help="pair sources: qrels, bootstrap, feedback, synthetic, ict (label-free: a sentence for the rest of its passage)")] = "qrels",
-    negatives: Annotated[int, typer.Option(help="BM25 hard negatives per pair (0: in-batch negatives only)")] = 1,
+    negatives: Annotated[Optional[int], typer.Option(
+        help="hard negatives per pair (0: in-batch negatives only); default 1, --reranker 7")] = None,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
     window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,
     dense_negatives: Annotated[bool, typer.Option("--dense-negatives", help="also mine with the current encoder")] = False,
     no_filter: Annotated[bool, typer.Option("--no-filter", help="keep false-negative candidates")] = False,
     max_ratio: Annotated[float, typer.Option(help="drop a negative scoring above this share of the positive")] = 0.95,
-    epochs: Annotated[float, typer.Option(help="training epochs")] = 1.0,
+    epochs: Annotated[Optional[float], typer.Option(help="training epochs; default 1, --reranker 2")] = None,
     batch_size: Annotated[int, typer.Option(help="pairs per batch (in-batch negatives)")] = 32,
-    learning_rate: Annotated[float, typer.Option(help="peak learning rate")] = 2e-5,
+    learning_rate: Annotated[Optional[float], typer.Option(help="peak learning rate; default 2e-5, --reranker 5e-5")] = None,
     max_seq_length: Annotated[int, typer.Option(help="tokens per text while training")] = 256,
     cached_mini_batch: Annotated[int, typer.Option(
         min=0, help="CachedMNRL computes the loss in mini-batches of this many (the same results; peak memory 3.4 GB "
@@ -275,6 +289,9 @@ def train(
         help="N or auto: rounds, each from the last one's model with negatives re-mined by it (default: one training)")] = None,
     max_rounds: Annotated[int, typer.Option(help="--rounds auto: the most rounds")] = 5,
     min_gain: Annotated[float, typer.Option(help="--rounds auto: stop when a round adds less dev nDCG@10 than this")] = 0.002,
+    reranker: Annotated[bool, typer.Option("--reranker", help=(
+        "train a cross-encoder reranker (from the packaged MiniLM) on the same pairs and dev carve, with mined "
+        "negatives; its depth and weight are chosen on dev. Use it with RAG_RERANK__MODEL=OUTPUT"))] = False,
     model: ModelOpt = None,
     chunking: Annotated[Optional[OnOff], typer.Option(help="index the dataset with or without chunking")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
@@ -289,9 +306,26 @@ def train(
         "eval_cache_dir": cache_dir, "progress": False if no_progress else None, "encoder": {"model": model},
         "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
     })
+    if reranker:
+        from dataclasses import replace
+
+        from training.reranker import RerankTrainSettings, train_reranker
+
+        if rounds is not None or sources != "qrels":
+            raise InputError("--reranker trains from qrels pairs in one run: drop --rounds and --sources")
+        d = RerankTrainSettings()
+        rs = replace(d, negatives=d.negatives if negatives is None else negatives, epochs=epochs or d.epochs,
+                     learning_rate=learning_rate or d.learning_rate, batch_size=batch_size, max_length=max_seq_length, seed=seed)
+        rr = train_reranker(settings, dataset, output, split, dev_fraction, rs)
+        typer.echo(f"trained {rr.steps} steps on {rr.rows} rows in {rr.seconds:.0f}s ({rr.device}); dev nDCG@10 hybrid "
+                   f"{rr.dev_ndcg_hybrid} -> reranked {rr.dev_ndcg_reranked} (top_k {rr.top_k}, weight {rr.weight}); "
+                   f"peak memory {rr.peak_rss_mb:.0f} MB; reranker in {rr.output}")
+        return
+    negatives = 1 if negatives is None else negatives
     mine = MiningSettings(count=negatives, skip_top=skip_top, window=window, dense=dense_negatives,
                           filter=not no_filter, max_ratio=max_ratio, seed=seed) if negatives > 0 else None
-    ts = TrainSettings(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, max_seq_length=max_seq_length,
+    ts = TrainSettings(epochs=epochs or 1.0, batch_size=batch_size, learning_rate=learning_rate or 2e-5,
+                       max_seq_length=max_seq_length,
                        seed=seed, cached_mini_batch=cached_mini_batch or None,
                        query_prefix=settings.encoder.query_prefix, passage_prefix=settings.encoder.passage_prefix)
     source_list = tuple(s.strip() for s in sources.split(",") if s.strip())

