@@ -70,7 +70,7 @@ def answer_cmd(settings: Settings, dataset: Path, split: str, output: Path | Non
 
 
 def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str, output: Path | None, do_tune: bool,
-                 qrels: Path | None = None, rerank_k: list[int] | None = None) -> Iterator[str]:
+                 qrels: Path | None = None, rerank_k: list[int] | None = None, small_grid: bool = False) -> Iterator[str]:
     """Each retriever's row; with a reranker configured (rerank.model), also each one reranked, at
     every depth of ``rerank_k`` (default the reranker's own)."""
     modes = parse_retrievers(retrievers)
@@ -79,7 +79,7 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
         refuse_test_split(ds.split)
     searcher = open_searcher(ds, settings)
     if do_tune:
-        tuned = tune(searcher, ds, settings.progress)
+        tuned = tune(searcher, ds, settings.progress, small_grid)
         write_tuned(settings.tuned_path, tuned)
         yield f"tuned on {ds.name}/{ds.split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
         yield f"written to {settings.tuned_path}"

@@ -31,7 +31,15 @@ def refuse_test_split(split: str) -> None:
         raise InputError(f"refusing to tune on split {split!r}: tune on a train or dev split, report on test")
 
 
-def grid() -> list[dict[str, Any]]:
+SMALL_WEIGHTS = [round(0.1 * i, 1) for i in range(2, 9)]
+
+
+def grid(small: bool = False) -> list[dict[str, Any]]:
+    """The full grid (396 settings: depths, normalisation, weight, RRF), or the small one for few
+    queries: the convex weight x normalisation at the current depths (14; the full grid over 80 dev
+    queries was shown to overfit)."""
+    if small:
+        return [{"fusion": FusionMethod.convex, "normalization": n, "weight": w} for n in Normalization for w in SMALL_WEIGHTS]
     out = []
     for db, dd in itertools.product(DEPTHS, DEPTHS):
         for norm, w in itertools.product(Normalization, WEIGHTS):
@@ -41,14 +49,16 @@ def grid() -> list[dict[str, Any]]:
     return out
 
 
-def tune(searcher: Searcher, ds: Dataset, progress: bool = True) -> dict[str, Any]:
+def tune(searcher: Searcher, ds: Dataset, progress: bool = True, small: bool = False) -> dict[str, Any]:
     refuse_test_split(ds.split)
-    depth = candidate_depth(searcher, max(DEPTHS))
+    r = searcher.retrieval  # the small grid keeps the current depths
+    configs = [{"depth_bm25": r.depth_bm25, "depth_dense": r.depth_dense, **c} for c in grid(small)]
+    depth = candidate_depth(searcher, max(max(c["depth_bm25"], c["depth_dense"]) for c in configs))
     cands: dict[str, Candidates] = {}
     for qid, text in tqdm(ds.queries.items(), desc="candidates", unit="query", disable=not progress):
         cands[qid] = searcher.candidates(text, Mode.hybrid, None, Timer(), depth, depth)
     trials = []
-    for cfg in tqdm(grid(), desc="tune", unit="config", disable=not progress):
+    for cfg in tqdm(configs, desc="tune", unit="config", disable=not progress):
         retrieval = searcher.retrieval.model_copy(update={**cfg, "fold_documents": True})
         db, dd = candidate_depth(searcher, cfg["depth_bm25"]), candidate_depth(searcher, cfg["depth_dense"])
         run = {q: doc_run(searcher.fuse(Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval)) for q, c in cands.items()}

@@ -210,6 +210,7 @@ def eval_(
     output: Annotated[Optional[Path], typer.Option(help="JSON report; .md and .png are written beside it")] = None,
     chunking: Annotated[Optional[OnOff], typer.Option(help="off: one passage per document (BEIR figures)")] = None,
     tune: Annotated[bool, typer.Option("--tune", help="search fusion settings on this (train/dev) split and save them")] = False,
+    grid: Annotated[str, typer.Option(help="--tune: full (396 settings) or small (weight x normalisation: for few queries)")] = "full",
     tuned_file: Annotated[Optional[Path], typer.Option(help="tuned settings file to read, or to write with --tune")] = None,
     index_dir: IndexDirOpt = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="where dataset indexes are cached")] = None,
@@ -239,7 +240,10 @@ def eval_(
             raise InputError("--qrels is for --task retrieval; the answer task reads answers.jsonl")
         lines = answer_cmd(settings, dataset, split, output, _ints("--k-values", k_values) or [], resume)
     elif task == "retrieval":
-        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels, _ints("--rerank-k", rerank_k))
+        if grid not in ("full", "small"):
+            raise InputError(f"--grid {grid!r}: choose full or small")
+        lines = evaluate_cmd(settings, dataset, split, retrievers, output, tune, qrels, _ints("--rerank-k", rerank_k),
+                             grid == "small")
     else:
         raise InputError(f"--task {task!r}: choose retrieval or answer")
     for line in lines:
@@ -281,6 +285,9 @@ def train(
         min=0, help="CachedMNRL computes the loss in mini-batches of this many (the same results; peak memory 3.4 GB "
                     "instead of 9.0 GB for SciFact at batch 32 x 256 tokens); 0: plain MNRL, ~20% faster")] = 16,
     dev_fraction: Annotated[float, typer.Option(help="share of training queries carved out as dev")] = 0.1,
+    dev_by: Annotated[str, typer.Option(
+        help="carve dev by query, or by title (each article wholly in train or in dev: Wikipedia-like corpora)")] = "query",
+    qrels: Annotated[Optional[Path], typer.Option(help="judgments file used instead of qrels/SPLIT.tsv")] = None,
     bootstrap_limit: Annotated[Optional[int], typer.Option(help="most bootstrap pairs")] = None,
     synthetic_limit: Annotated[int, typer.Option(help="passages the generator writes questions for")] = 1000,
     ict_limit: Annotated[int, typer.Option(help="ict: most pairs (one per passage)")] = 2000,
@@ -289,6 +296,11 @@ def train(
         help="N or auto: rounds, each from the last one's model with negatives re-mined by it (default: one training)")] = None,
     max_rounds: Annotated[int, typer.Option(help="--rounds auto: the most rounds")] = 5,
     min_gain: Annotated[float, typer.Option(help="--rounds auto: stop when a round adds less dev nDCG@10 than this")] = 0.002,
+    reindex: Annotated[bool, typer.Option("--reindex", help=(
+        "then re-encode the serving index (INDEX_DIR) with the new model and re-tune fusion on the held-out dev "
+        "queries (small grid), into the tuned-settings file"))] = False,
+    index_dir: IndexDirOpt = None,
+    tuned_file: Annotated[Optional[Path], typer.Option(help="--reindex: the tuned-settings file written")] = None,
     reranker: Annotated[bool, typer.Option("--reranker", help=(
         "train a cross-encoder reranker (from the packaged MiniLM) on the same pairs and dev carve, with mined "
         "negatives; its depth and weight are chosen on dev. Use it with RAG_RERANK__MODEL=OUTPUT"))] = False,
@@ -305,7 +317,10 @@ def train(
     settings = _settings({
         "eval_cache_dir": cache_dir, "progress": False if no_progress else None, "encoder": {"model": model},
         "chunking": {"enabled": None if chunking is None else chunking is OnOff.on},
+        "index_dir": index_dir, "tuned_file": tuned_file,
     })
+    if reindex and (reranker or sources != "qrels"):
+        raise InputError("--reindex re-tunes fusion on held-out qrels: it goes with qrels training, not --reranker or other sources")
     if reranker:
         from dataclasses import replace
 
@@ -316,7 +331,7 @@ def train(
         d = RerankTrainSettings()
         rs = replace(d, negatives=d.negatives if negatives is None else negatives, epochs=epochs or d.epochs,
                      learning_rate=learning_rate or d.learning_rate, batch_size=batch_size, max_length=max_seq_length, seed=seed)
-        rr = train_reranker(settings, dataset, output, split, dev_fraction, rs)
+        rr = train_reranker(settings, dataset, output, split, dev_fraction, rs, qrels_file=qrels, dev_by=dev_by)
         typer.echo(f"trained {rr.steps} steps on {rr.rows} rows in {rr.seconds:.0f}s ({rr.device}); dev nDCG@10 hybrid "
                    f"{rr.dev_ndcg_hybrid} -> reranked {rr.dev_ndcg_reranked} (top_k {rr.top_k}, weight {rr.weight}); "
                    f"peak memory {rr.peak_rss_mb:.0f} MB; reranker in {rr.output}")
@@ -334,17 +349,23 @@ def train(
 
         result = run_rounds(settings, dataset, output, parse_rounds(rounds), max_rounds, min_gain, mine, split=split,
                             sources=source_list, train_settings=ts, dev_fraction=dev_fraction,
-                            bootstrap_limit=bootstrap_limit, synthetic_limit=synthetic_limit, ict_limit=ict_limit)
+                            bootstrap_limit=bootstrap_limit, synthetic_limit=synthetic_limit, ict_limit=ict_limit,
+                            qrels_file=qrels, dev_by=dev_by)
         for r in result.rounds:
             typer.echo(f"round {r['round']}: dev nDCG@10 {r['dev_ndcg@10_before']} -> {r['dev_ndcg@10_after']} "
                        f"({r['steps']} steps, {r['seconds']:.0f}s, peak {r['peak_rss_mb']:.0f} MB)")
         typer.echo(f"{result.stopped_because}; kept round {result.best_round}; model in {result.output}")
-        return
-    report = run_training(settings, dataset, output, split, source_list, mine, ts, dev_fraction, bootstrap_limit, synthetic_limit,
-                          ict_limit=ict_limit)
-    b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
-    typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
-               f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
+    else:
+        report = run_training(settings, dataset, output, split, source_list, mine, ts, dev_fraction, bootstrap_limit,
+                              synthetic_limit, ict_limit=ict_limit, qrels_file=qrels, dev_by=dev_by)
+        b, a = report.metrics_before.get("cosine_ndcg@10"), report.metrics_after.get("cosine_ndcg@10")
+        typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
+                   f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
+    if reindex:
+        from training.reindex import reindex_and_tune
+
+        for line in reindex_and_tune(settings, dataset, output):
+            typer.echo(line)
 
 
 def _store(index_dir: Path | None, database_url: str | None):

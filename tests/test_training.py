@@ -6,6 +6,7 @@ import pytest
 
 from indexer.sources import open_source
 from rag.encoders.hashing import HashEncoder
+from rag.errors import InputError
 from rag.generators.base import Generation, Generator, TokenStream
 from rag.reader import IndexReader
 from rag.search import Searcher
@@ -39,6 +40,23 @@ def test_dev_split_is_by_query():
     train, dev = split_dev(pairs, 0.25, seed=1)
     assert {p.query_id for p in train}.isdisjoint({p.query_id for p in dev})
     assert len(dev) == 10 and len(train) + len(dev) == 40
+
+
+def test_dev_split_by_title_keeps_each_article_on_one_side(searcher):
+    from training.data import Pair, dev_groups
+
+    ids = searcher.reader.passages.ids[:40]
+    got = searcher.reader.passages.get(ids)
+    pairs = [Pair(f"q{i}", "q", pid, "t", "qrels") for i, pid in enumerate(ids)]
+    groups = dev_groups(pairs, searcher.reader, "title")
+    assert groups == {p.query_id: got[p.positive_id].title for p in pairs}
+    train, dev = split_dev(pairs, 0.25, seed=1, group_of=groups)
+    assert dev and train and {groups[p.query_id] for p in train}.isdisjoint({groups[p.query_id] for p in dev})
+    assert dev_groups(pairs, searcher.reader, "query") is None
+    with pytest.raises(InputError, match="--dev-by"):
+        dev_groups(pairs, searcher.reader, "author")
+    with pytest.raises(InputError, match="fewer than 2 titles"):
+        dev_groups(pairs[:1], searcher.reader, "title")
 
 
 def test_mining_window_and_false_negative_filters(searcher):
@@ -90,12 +108,17 @@ def test_model_path_that_does_not_load(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
-    """Integration: real MiniLM fine-tuned for a few steps, then `rag index --model` and `rag eval --model`."""
-    out, cache = tmp_path / "model", tmp_path / "cache"
+def test_train_with_reindex_then_search_and_eval_with_the_new_model(tmp_path):
+    """Integration: real MiniLM fine-tuned for a few steps with --reindex (the serving index re-encoded,
+    fusion re-tuned on the held-out dev queries), then `rag search` and `rag eval --model`."""
+    out, cache, idx = tmp_path / "model", tmp_path / "cache", tmp_path / "idx"
+    tuned = idx / "tuned.json"  # where the CLI and the service read it
+    subprocess.run([*RAG, "index", str(SAMPLE), "--index-dir", str(idx), "--no-progress"], check=True, capture_output=True)
+    before = IndexReader(idx).generation
     r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--split", "dev", "--output", str(out), "--batch-size", "8",
                         "--max-seq-length", "64", "--dev-fraction", "0.25", "--window", "10", "--cache-dir", str(cache),
-                        "--no-progress"], capture_output=True, text=True)
+                        "--reindex", "--index-dir", str(idx), "--no-progress"],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     rep = json.loads((out / "training_report.json").read_text())
     assert rep["steps"] >= 1 and rep["triplets"] > 0 and "cosine_ndcg@10" in rep["metrics_after"]
@@ -104,25 +127,23 @@ def test_train_then_reindex_and_eval_with_the_new_model(tmp_path):
     assert mined and all(m["negatives"] for m in mined)
     dev_q = {line.split("\t")[0] for line in (out / "dev_qrels.tsv").read_text().splitlines()[1:]}
     assert len(dev_q) == rep["dev_queries"] and not dev_q & {m["query_id"] for m in mined}  # held out
-    tuned = tmp_path / "tuned.json"
-    r = subprocess.run([*RAG, "eval", "--dataset", str(SAMPLE), "--qrels", str(out / "dev_qrels.tsv"), "--model", str(out),
-                        "--tune", "--tuned-file", str(tuned), "--cache-dir", str(cache), "--no-progress"],
+    reader = IndexReader(idx)
+    assert reader.generation != before and reader.manifest.encoder.model == str(out)  # re-encoded, published
+    t = json.loads(tuned.read_text())
+    assert t["tuned_on"]["split"] == "dev_qrels" and t["tuned_on"]["queries"] == len(dev_q)
+    assert t["tuned_on"]["configs_tried"] == 14 and t["retrieval"]["fusion"] == "convex"  # the small grid
+    r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"],
                        capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr[-2000:]
-    t = json.loads(tuned.read_text())["tuned_on"]
-    assert t["split"] == "dev_qrels" and t["queries"] == len(dev_q)
-    idx = tmp_path / "idx"
-    subprocess.run([*RAG, "index", str(SAMPLE), "--index-dir", str(idx), "--no-progress"], check=True, capture_output=True)
-    r = subprocess.run([*RAG, "index", "--index-dir", str(idx), "--model", str(out), "--json", "--no-progress"],
-                       capture_output=True, text=True)
-    s = json.loads(r.stdout)
-    assert s["published"] and s["passages_encoded"] == s["passages_total"] and s["added"] == 0
-    assert IndexReader(idx).manifest.encoder.model == str(out)
-    r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)["hits"]  # the query encoder follows the index's model
     r = subprocess.run([sys.executable, "-m", "service", "eval", "--dataset", str(SAMPLE), "--split", "test", "--model", str(out),
                         "--retrievers", "dense", "--cache-dir", str(cache), "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0 and "| dense |" in r.stdout
+
+
+def test_reindex_goes_with_qrels_training_only(tmp_path):
+    r = subprocess.run([*RAG, "train", "--dataset", str(SAMPLE), "--split", "dev", "--output", str(tmp_path / "m"),
+                        "--reindex", "--sources", "bootstrap"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--reindex" in r.stderr and not (tmp_path / "m").exists()
 
 
 def test_feedback_pairs_come_from_positive_signals(tmp_path):

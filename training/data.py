@@ -184,10 +184,31 @@ def feedback_pairs(store) -> list[Pair]:
             for i, (q, pid, title, text) in enumerate(store.positive_feedback())]
 
 
-def split_dev(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """Carve a dev split by query (never by pair, so no query is in both)."""
-    qids = sorted({p.query_id for p in pairs})
-    random.Random(seed).shuffle(qids)
-    n_dev = max(1, int(len(qids) * fraction)) if fraction > 0 else 0
-    dev = set(qids[:n_dev])
-    return [p for p in pairs if p.query_id not in dev], [p for p in pairs if p.query_id in dev]
+def split_dev(pairs: list[Pair], fraction: float, seed: int, group_of: dict[str, str] | None = None) -> tuple[list[Pair], list[Pair]]:
+    """Carve a dev split by query (never by pair, so no query is in both), or by group (``group_of``:
+    query id -> its group, e.g. the article its passage comes from, so no article is in both)."""
+    groups = group_of or {p.query_id: p.query_id for p in pairs}
+    keys = sorted({groups[p.query_id] for p in pairs})
+    random.Random(seed).shuffle(keys)
+    n_dev = max(1, int(len(keys) * fraction)) if fraction > 0 else 0
+    dev = set(keys[:n_dev])
+    return [p for p in pairs if groups[p.query_id] not in dev], [p for p in pairs if groups[p.query_id] in dev]
+
+
+DEV_BY = ("query", "title")
+
+
+def dev_groups(pairs: list[Pair], reader: IndexReader, dev_by: str) -> dict[str, str] | None:
+    """``query``: None (each query its own group); ``title``: a query's group is the title of its
+    first positive's document (for Wikipedia-like corpora, the article)."""
+    if dev_by == "query":
+        return None
+    if dev_by != "title":
+        raise InputError(f"--dev-by {dev_by!r}: choose from {', '.join(DEV_BY)}")
+    out: dict[str, str] = {}
+    for p in pairs:
+        if p.query_id not in out:
+            out[p.query_id] = reader.passages.get([p.positive_id])[p.positive_id].title
+    if len(set(out.values())) < 2:
+        raise InputError("--dev-by title: the training queries come from fewer than 2 titles; nothing to carve by")
+    return out

@@ -16,6 +16,7 @@ from training import mining
 from training.data import (
     Pair,
     bootstrap_pairs,
+    dev_groups,
     feedback_pairs,
     ict_pairs,
     qrels_pairs,
@@ -39,7 +40,7 @@ def run_training(
     settings: Settings, dataset: Path, output: Path, split: str = "train", sources: tuple[str, ...] = ("qrels",),
     mine_settings: mining.MiningSettings | None = None, train_settings: TrainSettings | None = None,
     dev_fraction: float = 0.1, bootstrap_limit: int | None = None, synthetic_limit: int = 1000, generator=None,
-    ict_limit: int = 2000,
+    ict_limit: int = 2000, qrels_file: Path | None = None, dev_by: str = "query",
 ) -> TrainReport:
     ts = train_settings or TrainSettings()
     check_output(output)
@@ -47,7 +48,7 @@ def run_training(
     if bad or not sources:
         raise InputError(f"unknown pair source(s) {bad or sources}; choose from {', '.join(SOURCES)}")
     needs_labels = "qrels" in sources
-    ds = load_dataset(dataset, split) if needs_labels else None
+    ds = load_dataset(dataset, split, qrels_file) if needs_labels else None
     if ds is None:
         from rag.datasets import Dataset
 
@@ -79,7 +80,7 @@ def run_training(
         raise InputError("no training pairs could be assembled")
     memory: dict[str, float] = {}
     memory_checkpoint(memory, "index and pairs")
-    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed)
+    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, ts.seed, dev_groups(pairs, reader, dev_by))
     known: dict[str, set[str]] = {}
     for p in pairs:
         known.setdefault(p.query_id, set()).add(document_of(p.positive_id))
@@ -106,7 +107,7 @@ def run_training(
     # a positive as the pair has it: for ICT the passage without the query sentence (else dev is a string search)
     dev_corpus.update({p.positive_id: p.positive for p in dev_pairs})
     card = {
-        "dataset": str(dataset), "split": split if needs_labels else None, "sources": list(sources),
+        "dataset": str(dataset), "split": ds.split if needs_labels else None, "sources": list(sources), "dev_by": dev_by,
         "pairs_by_source": {s: sum(p.source == s for p in pairs) for s in sources},
         "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
         "hard_negatives": asdict(mine_settings) if mine_settings else None, "dropped_candidates": dropped,

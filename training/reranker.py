@@ -35,7 +35,8 @@ from rag.settings import Mode, Settings
 from rag.timing import Timer
 from rag.types import ScoredId, document_of
 from training import mining
-from training.data import qrels_pairs, split_dev
+from training.data import dev_groups, qrels_pairs, split_dev
+from training.job import DEV_QRELS, dev_qrels
 from training.trainer import _peak_rss_mb, check_output
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def base_model() -> str:
 
 
 def train_reranker(settings: Settings, dataset: Path, output: Path, split: str = "train", dev_fraction: float = 0.1,
-                   s: RerankTrainSettings | None = None, base: str | None = None) -> RerankReport:
+                   s: RerankTrainSettings | None = None, base: str | None = None, qrels_file: Path | None = None,
+                   dev_by: str = "query") -> RerankReport:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     s = s or RerankTrainSettings()
     check_output(output)
@@ -89,13 +91,13 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
         raise InputError("--negatives: a reranker needs at least one mined negative per pair")
     from rag.factory import make_encoder, make_searcher
 
-    ds = load_dataset(dataset, split)
+    ds = load_dataset(dataset, split, qrels_file)
     encoder = make_encoder(settings)
     searcher = make_searcher(settings.model_copy(update={"index_dir": dataset_index(ds, settings)}), encoder=encoder)
     searcher.reranker = None  # the ranking it will rerank is the plain hybrid one
     reader = searcher.reader
     pairs = qrels_pairs(ds, reader)
-    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, s.seed)  # the carve `rag train` makes
+    train_pairs, dev_pairs = split_dev(pairs, dev_fraction, s.seed, dev_groups(pairs, reader, dev_by))  # `rag train`'s carve
     if not dev_pairs or not train_pairs:
         raise InputError(f"--dev-fraction {dev_fraction}: no dev or no training queries are left")
     known: dict[str, set[str]] = {}
@@ -118,9 +120,9 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     scores = {q: model.predict([(dev_queries[q], texts[h.passage_id]) for h in hits], batch_size=64,
                                activation_fn=_identity(), show_progress_bar=False)
               for q, hits in tqdm(dev_hits.items(), desc="dev rerank", unit="query", disable=not settings.progress)}
-    dev_qrels = {q: {d: g for d, g in ds.qrels[q].items() if g > 0} for q in dev_queries}
-    base_ndcg = evaluate(dev_qrels, {q: doc_run(h) for q, h in dev_hits.items()})["ndcg@10"]
-    grid = [{"top_k": k, "weight": w, "ndcg@10": round(float(evaluate(dev_qrels, {
+    gold = {q: {d: g for d, g in ds.qrels[q].items() if g > 0} for q in dev_queries}
+    base_ndcg = evaluate(gold, {q: doc_run(h) for q, h in dev_hits.items()})["ndcg@10"]
+    grid = [{"top_k": k, "weight": w, "ndcg@10": round(float(evaluate(gold, {
         q: doc_run(rerank(h, np.asarray(scores[q][:k]), w)) for q, h in dev_hits.items()})["ndcg@10"]), 4)}
         for k in DEPTHS for w in WEIGHTS]
     best = max(grid, key=lambda g: (g["ndcg@10"], -g["top_k"]))  # ties: the cheaper depth
@@ -136,7 +138,8 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     model.save_pretrained(str(staging))
     (staging / CARD).write_text(json.dumps({"top_k": report.top_k, "weight": report.weight}, indent=2) + "\n")
     (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    (staging / "README.md").write_text(_card(report, dataset, split))
+    (staging / "README.md").write_text(_card(report, dataset, ds.split))
+    (staging / DEV_QRELS).write_text(dev_qrels(dev_queries, ds.qrels))
     if output.exists():
         output.rmdir()  # checked empty above
     staging.rename(output)

@@ -62,10 +62,10 @@ def run_rounds(
 
     train = train or run_training
     check_output(output)
-    if rounds is None and set(training.get("sources", ("qrels",))) == {"qrels"}:  # known before any training
-        from rag.datasets import load_dataset
+    if rounds is None and set(training.get("sources", ("qrels",))) == {"qrels"} and training.get("dev_by", "query") == "query":
+        from rag.datasets import load_dataset  # known before any training
 
-        queries = len(load_dataset(dataset, training.get("split", "train")).qrels)
+        queries = len(load_dataset(dataset, training.get("split", "train"), training.get("qrels_file")).qrels)
         _check_dev_size(max(1, int(queries * training.get("dev_fraction", 0.1))))
     limit = rounds if rounds is not None else max_rounds
     if limit < 1:
