@@ -269,7 +269,8 @@ def train(
     output: Annotated[Path, typer.Option(help="new folder for the fine-tuned model (must not exist)")],
     split: Annotated[str, typer.Option(help="qrels split giving the training pairs")] = "train",
     sources: Annotated[str, typer.Option(
-        help="pair sources: qrels, bootstrap, feedback, synthetic, ict (label-free: a sentence for the rest of its passage)")] = "qrels",
+        help="pair sources: qrels, bootstrap, feedback, synthetic, ict (label-free: a sentence for the rest of its passage), "
+             "pseudo (label-free: the split's queries alone, the hybrid's first passage when BM25 and dense agree)")] = "qrels",
     negatives: Annotated[Optional[int], typer.Option(
         help="hard negatives per pair (0: in-batch negatives only); default 1, --reranker 7")] = None,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,

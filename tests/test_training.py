@@ -59,6 +59,21 @@ def test_dev_split_by_title_keeps_each_article_on_one_side(searcher):
         dev_groups(pairs[:1], searcher.reader, "title")
 
 
+def test_pseudo_pairs_take_the_hybrids_first_passage_when_both_retrievers_agree(searcher):
+    from rag.datasets import load_dataset
+    from training.data import pseudo_pairs
+
+    queries = load_dataset(SAMPLE, "dev").queries
+    pairs = pseudo_pairs(queries, searcher, agree_within=3)
+    assert pairs and len(pairs) <= len(queries) and all(p.source == "pseudo" for p in pairs)
+    for p in pairs:
+        bm25 = [h.passage_id for h in searcher.reader.bm25.search(p.query, 3)]
+        dense = [h.passage.id for h in searcher.search(p.query, mode="dense", k=3).hits]
+        assert p.positive_id in bm25 and p.positive_id in dense
+        assert p.positive_id == searcher.search(p.query, mode="hybrid", k=1).hits[0].passage.id
+    assert len(pseudo_pairs(queries, searcher, agree_within=1)) <= len(pairs)
+
+
 def test_mining_window_and_false_negative_filters(searcher):
     pairs = bootstrap_pairs(searcher.reader)[:30]
     known = {p.query_id: {p.positive_id.split("#")[0]} for p in pairs}

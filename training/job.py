@@ -19,6 +19,7 @@ from training.data import (
     dev_groups,
     feedback_pairs,
     ict_pairs,
+    pseudo_pairs,
     qrels_pairs,
     split_dev,
     synthetic_pairs,
@@ -26,7 +27,7 @@ from training.data import (
 from training.trainer import TrainReport, TrainSettings, check_output, memory_checkpoint, train
 
 log = logging.getLogger(__name__)
-SOURCES = ("qrels", "bootstrap", "feedback", "synthetic", "ict")
+SOURCES = ("qrels", "bootstrap", "feedback", "synthetic", "ict", "pseudo")
 DEV_QRELS = "dev_qrels.tsv"  # the held-out dev queries' judgments, to tune fusion for the new model
 
 
@@ -70,6 +71,11 @@ def run_training(
         journal = output.parent / f".{output.name}.synthetic.jsonl"
         pairs += synthetic_pairs(reader, generator or make_generator(settings), synthetic_limit, seed=ts.seed,
                                  progress=settings.progress, journal=journal)
+    if "pseudo" in sources:  # the split's query texts only: its judgments stay unread
+        from rag.search import Searcher
+
+        queries = load_dataset(dataset, split, qrels_file).queries
+        pairs += pseudo_pairs(queries, Searcher(reader, encoder, settings.retrieval))
     if "ict" in sources:
         pairs += ict_pairs(reader, ict_limit, seed=ts.seed)
     if "feedback" in sources:
