@@ -272,13 +272,13 @@ def train(
         help="pair sources: qrels, bootstrap, feedback, synthetic, ict (label-free: a sentence for the rest of its passage), "
              "pseudo (label-free: the split's queries alone, the hybrid's first passage when BM25 and dense agree)")] = "qrels",
     negatives: Annotated[Optional[int], typer.Option(
-        help="hard negatives per pair (0: in-batch negatives only); default 1, --reranker 7")] = None,
+        help="hard negatives per pair (0: in-batch negatives only); default 1, --reranker 3")] = None,
     skip_top: Annotated[int, typer.Option(help="BM25 ranks skipped before sampling negatives")] = 0,
     window: Annotated[int, typer.Option(help="ranks sampled from, after the skipped ones")] = 30,
     dense_negatives: Annotated[bool, typer.Option("--dense-negatives", help="also mine with the current encoder")] = False,
     no_filter: Annotated[bool, typer.Option("--no-filter", help="keep false-negative candidates")] = False,
     max_ratio: Annotated[float, typer.Option(help="drop a negative scoring above this share of the positive")] = 0.95,
-    epochs: Annotated[Optional[float], typer.Option(help="training epochs; default 1, --reranker 2")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="training epochs; default 1 (--reranker too)")] = None,
     batch_size: Annotated[int, typer.Option(help="pairs per batch (in-batch negatives)")] = 32,
     learning_rate: Annotated[Optional[float], typer.Option(help="peak learning rate; default 2e-5, --reranker 5e-5")] = None,
     max_seq_length: Annotated[int, typer.Option(help="tokens per text while training")] = 256,

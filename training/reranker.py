@@ -46,8 +46,8 @@ WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 
 @dataclass(frozen=True)
 class RerankTrainSettings:
-    negatives: int = 7  # mined per pair
-    epochs: float = 2.0
+    negatives: int = 3  # mined per pair
+    epochs: float = 1.0
     batch_size: int = 32
     learning_rate: float = 5e-5
     warmup_ratio: float = 0.1
