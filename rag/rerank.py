@@ -39,15 +39,16 @@ class Reranker(Protocol):
 class RerankPlan:
     """How the stage runs: the hits it reads and the weight of its scores against the fused ones."""
 
-    top_k: int
-    weight: float
+    top_k: int = 50
+    weight: float = 1.0
 
 
 def plan(model: str, top_k: int | None, weight: float | None) -> RerankPlan:
-    """Settings first, then the folder's ``reranker.json``, then pure cross-encoder order over 50."""
+    """Settings first, then the folder's ``reranker.json``, then the defaults (its order alone over 50)."""
     card_path = Path(model) / CARD
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
-    return RerankPlan(top_k or int(card.get("top_k", 50)), float(weight if weight is not None else card.get("weight", 1.0)))
+    d = RerankPlan()
+    return RerankPlan(top_k or int(card.get("top_k", d.top_k)), float(weight if weight is not None else card.get("weight", d.weight)))
 
 
 def rerank(fused: list[ScoredId], scores: np.ndarray, weight: float) -> list[ScoredId]:

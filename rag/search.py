@@ -72,7 +72,7 @@ class Searcher:
         self.reader = reader
         self.encoder = encoder
         self.reranker = reranker
-        self.rerank_plan = rerank_plan or RerankPlan(50, 1.0)
+        self.rerank_plan = rerank_plan or RerankPlan()
         self.retrieval = retrieval or RetrievalSettings()
         self.truncation = truncation or TruncationSettings()
         self._check_encoder()
