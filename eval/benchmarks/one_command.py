@@ -156,6 +156,14 @@ def write_table(out: Path) -> Path:
                   "| row | nDCG@10 | p50 ms | p95 ms | rerank p50 ms |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {k} | {v['ndcg@10']:.4f} | {v['p50']:.1f} | {v['p95']:.1f} | {v.get('rerank_p50', 0):.1f} |"
                   for k, v in r["rows"].items()]
+    else:
+        lines += ["", "Reranker: not in the table. `rag train --reranker` (3 mined negatives a pair, 3,304 rows, binary "
+                  "cross-entropy, lr 5e-5) did not learn within the session's CPU time: after half an epoch (52 steps) the "
+                  "loss was still at its starting value (1.04) and the trainer's dev evaluation reranked the hybrid's top 30 "
+                  "to nDCG@10 0.33 (hybrid alone 0.75), so the run was stopped (log: one-command/scifact-reranker-attempt.log; "
+                  "a first attempt with 7 negatives and 2 epochs was slower still). A cross-encoder from bi-encoder weights "
+                  "needs far more steps (MS MARCO-scale) than 800 queries give; on this CPU one also costs 2-11 s a query "
+                  "(docs/benchmarks/rerank-latency-busy.log), so the stage stays off by default."]
     path = out.parent / "one-command.md"
     path.write_text("\n".join(lines) + "\n")
     return path
