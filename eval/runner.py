@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -14,13 +13,12 @@ from eval.stats import pct
 from indexer.datasets import dataset_index
 from rag.datasets import Dataset
 from rag.factory import make_encoder, make_searcher
-from rag.search import Searcher
+from rag.search import DOCS_PER_QUERY, Searcher
 from rag.settings import Mode, Settings
 from rag.timing import Timer
 from rag.types import ScoredId, document_of
 
 log = logging.getLogger(__name__)
-DOCS_PER_QUERY = 100
 
 
 def open_searcher(ds: Dataset, settings: Settings) -> Searcher:
@@ -29,10 +27,7 @@ def open_searcher(ds: Dataset, settings: Settings) -> Searcher:
 
 
 def candidate_depth(searcher: Searcher, minimum: int) -> int:
-    """Passages to fetch so that about DOCS_PER_QUERY documents survive folding."""
-    counts = searcher.reader.manifest.counts
-    per_doc = counts.passages / max(counts.documents, 1)
-    return max(minimum, int(math.ceil(DOCS_PER_QUERY * per_doc)))
+    return searcher.candidate_depth(minimum)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from rag.truncation import Truncation, TruncationSettings, truncate
 from rag.types import Mode, Passage, ScoredId, document_of
 
 log = logging.getLogger(__name__)
+DOCS_PER_QUERY = 100  # what an evaluation ranks per query (Recall@100)
 
 
 class RetrievalSettings(BaseModel):
@@ -166,6 +168,12 @@ class Searcher:
             texts = (view or self.reader.view).passages.get([h.passage_id for h in head])
             scores = self.reranker.score(query, [texts[h.passage_id].indexed_text for h in head])
             return rerank(fused, scores, self.rerank_plan.weight)
+
+    def candidate_depth(self, minimum: int) -> int:
+        """Passages to fetch so that about DOCS_PER_QUERY documents survive folding."""
+        counts = self.reader.manifest.counts
+        per_doc = counts.passages / max(counts.documents, 1)
+        return max(minimum, int(math.ceil(DOCS_PER_QUERY * per_doc)))
 
     # -- the whole search ----------------------------------------------------------------------
 

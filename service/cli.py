@@ -332,7 +332,10 @@ def train(
         d = RerankTrainSettings()
         rs = replace(d, negatives=d.negatives if negatives is None else negatives, epochs=epochs or d.epochs,
                      learning_rate=learning_rate or d.learning_rate, batch_size=batch_size, max_length=max_seq_length, seed=seed)
-        rr = train_reranker(settings, dataset, output, split, dev_fraction, rs, qrels_file=qrels, dev_by=dev_by)
+        from eval.rerank_dev import choose_plan
+
+        rr = train_reranker(settings, dataset, output, split, dev_fraction, rs, qrels_file=qrels, dev_by=dev_by,
+                            choose=choose_plan)
         typer.echo(f"trained {rr.steps} steps on {rr.rows} rows in {rr.seconds:.0f}s ({rr.device}); dev nDCG@10 hybrid "
                    f"{rr.dev_ndcg_hybrid} -> reranked {rr.dev_ndcg_reranked} (top_k {rr.top_k}, weight {rr.weight}); "
                    f"peak memory {rr.peak_rss_mb:.0f} MB; reranker in {rr.output}")
@@ -363,7 +366,7 @@ def train(
         typer.echo(f"trained {report.steps} steps on {report.pairs} examples in {report.seconds:.0f}s ({report.device}); "
                    f"dev nDCG@10 {b} -> {a}; peak memory {report.peak_rss_mb:.0f} MB; model in {report.output}")
     if reindex:
-        from training.reindex import reindex_and_tune
+        from eval.reindex import reindex_and_tune
 
         for line in reindex_and_tune(settings, dataset, output):
             typer.echo(line)

@@ -7,7 +7,7 @@ with binary cross-entropy, the positives weighted by the negatives per pair.
 
 After training, the stage's depth (fused hits read) and the weight of its scores against the fused
 ones are chosen on the dev queries, over the hybrid ranking it will rerank, from a small grid
-(3 depths x 5 weights; the 396-setting fusion grid over 80 dev queries was shown to overfit).
+(eval.rerank_dev: 3 depths x 5 weights; the 396-setting fusion grid over 80 dev queries was shown to overfit).
 The choice is written to ``reranker.json`` in the model folder, which the service reads.
 """
 
@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from eval.metrics import evaluate
-from eval.runner import candidate_depth, doc_run
 from indexer.datasets import dataset_index
 from rag.datasets import load_dataset
 from rag.errors import InputError
-from rag.rerank import CARD, rerank
+from rag.rerank import CARD
 from rag.settings import Mode, Settings
 from rag.timing import Timer
 from rag.types import ScoredId, document_of
@@ -40,8 +39,10 @@ from training.job import DEV_QRELS, dev_qrels
 from training.trainer import _peak_rss_mb, check_output
 
 log = logging.getLogger(__name__)
-DEPTHS = (20, 50, 100)
-WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
+DEV_DEPTH = 100  # hybrid hits per dev query the cross-encoder scores once; the plan is chosen within them
+#: (gold, dev hits, the cross-encoder's scores of them) -> (hybrid nDCG@10, the grid, the best of it), from eval
+Chooser = Callable[[dict[str, dict[str, int]], dict[str, list[ScoredId]], dict[str, np.ndarray]],
+                   tuple[float, list[dict[str, float]], dict[str, float]]]
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def base_model() -> str:
 
 def train_reranker(settings: Settings, dataset: Path, output: Path, split: str = "train", dev_fraction: float = 0.1,
                    s: RerankTrainSettings | None = None, base: str | None = None, qrels_file: Path | None = None,
-                   dev_by: str = "query") -> RerankReport:
+                   dev_by: str = "query", *, choose: Chooser) -> RerankReport:
+    """``choose`` picks the stage's depth and weight on dev (eval.rerank_dev.choose_plan: evaluation
+    lives above training)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     s = s or RerankTrainSettings()
     check_output(output)
@@ -109,7 +112,7 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     if not triplets:
         raise InputError("no training pair kept enough mined negatives; lower --negatives")
     dev_queries = {p.query_id: p.query for p in dev_pairs}
-    dev_hits = _hybrid(searcher, dev_queries, max(DEPTHS), settings.progress)
+    dev_hits = _hybrid(searcher, dev_queries, DEV_DEPTH, settings.progress)
     texts = _texts(reader, {h.passage_id for hits in dev_hits.values() for h in hits})
 
     t0 = time.perf_counter()
@@ -121,11 +124,7 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
                                activation_fn=_identity(), show_progress_bar=False)
               for q, hits in tqdm(dev_hits.items(), desc="dev rerank", unit="query", disable=not settings.progress)}
     gold = {q: {d: g for d, g in ds.qrels[q].items() if g > 0} for q in dev_queries}
-    base_ndcg = evaluate(gold, {q: doc_run(h) for q, h in dev_hits.items()})["ndcg@10"]
-    grid = [{"top_k": k, "weight": w, "ndcg@10": round(float(evaluate(gold, {
-        q: doc_run(rerank(h, np.asarray(scores[q][:k]), w)) for q, h in dev_hits.items()})["ndcg@10"]), 4)}
-        for k in DEPTHS for w in WEIGHTS]
-    best = max(grid, key=lambda g: (g["ndcg@10"], -g["top_k"]))  # ties: the cheaper depth
+    base_ndcg, grid, best = choose(gold, dev_hits, {q: np.asarray(v) for q, v in scores.items()})
     log.info("dev nDCG@10: hybrid %.4f, reranked %.4f at top_k %d, weight %.1f", base_ndcg, best["ndcg@10"],
              best["top_k"], best["weight"])
 
@@ -156,7 +155,7 @@ def _identity():
 def _hybrid(searcher, queries: dict[str, str], depth: int, progress: bool) -> dict[str, list[ScoredId]]:
     """Each query's hybrid ranking, one passage per document (as `rag eval` ranks), its first ``depth``."""
     retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
-    db, dd = candidate_depth(searcher, retrieval.depth_bm25), candidate_depth(searcher, retrieval.depth_dense)
+    db, dd = searcher.candidate_depth(retrieval.depth_bm25), searcher.candidate_depth(retrieval.depth_dense)
     out = {}
     for qid, text in tqdm(queries.items(), desc="dev hybrid", unit="query", disable=not progress):
         c = searcher.candidates(text, Mode.hybrid, None, Timer(), db, dd)

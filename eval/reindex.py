@@ -1,4 +1,4 @@
-"""`rag train --reindex`: put a newly trained model to work.
+"""`rag train --reindex`: put a newly trained model to work (here, above training: it tunes fusion).
 
 1. The serving index (INDEX_DIR), when one is published, is re-encoded with the new model and
    published as a new generation (what `rag index --model MODEL` without a source does).
