@@ -133,10 +133,14 @@ def write_table(out: Path) -> Path:
         r = got["scifact_rounds"]
         lines.append(f"| `rag train --rounds auto` (kept round {r['rounds']['best_round']} of {len(r['rounds']['rounds'])}) | "
                      f"{r['dense']:.4f} | {r['hybrid']:.4f} | {r['hybrid_dev_fusion']:.4f} | {_cost(r['cost'])} |")
+        notes = [r["note"]] if r.get("note") else []
+    else:
+        notes = []
     if "scifact_pseudo" in got:
         r = got["scifact_pseudo"]
         lines.append(f"| label-free `--sources pseudo` ({r['pairs']} pairs; no judgments) | {r['dense']:.4f} | "
                      f"{r['hybrid']:.4f} | | {_cost(r['cost'])} |")
+    lines += [""] + notes if notes else []
     for name in ("scifact_rounds", "squad_rounds"):
         if name in got:
             lines += ["", f"Rounds of `{name}` (dev nDCG@10 of each round; {got[name]['rounds']['stopped_because']}):", "",
