@@ -325,6 +325,7 @@ def train(
     if reranker:
         from dataclasses import replace
 
+        from eval.rerank_dev import choose_plan
         from training.reranker import RerankTrainSettings, train_reranker
 
         if rounds is not None or sources != "qrels":
@@ -332,8 +333,6 @@ def train(
         d = RerankTrainSettings()
         rs = replace(d, negatives=d.negatives if negatives is None else negatives, epochs=epochs or d.epochs,
                      learning_rate=learning_rate or d.learning_rate, batch_size=batch_size, max_length=max_seq_length, seed=seed)
-        from eval.rerank_dev import choose_plan
-
         rr = train_reranker(settings, dataset, output, split, dev_fraction, rs, qrels_file=qrels, dev_by=dev_by,
                             choose=choose_plan)
         typer.echo(f"trained {rr.steps} steps on {rr.rows} rows in {rr.seconds:.0f}s ({rr.device}); dev nDCG@10 hybrid "
@@ -343,9 +342,9 @@ def train(
     negatives = 1 if negatives is None else negatives
     mine = MiningSettings(count=negatives, skip_top=skip_top, window=window, dense=dense_negatives,
                           filter=not no_filter, max_ratio=max_ratio, seed=seed) if negatives > 0 else None
-    ts = TrainSettings(epochs=epochs or 1.0, batch_size=batch_size, learning_rate=learning_rate or 2e-5,
-                       max_seq_length=max_seq_length,
-                       seed=seed, cached_mini_batch=cached_mini_batch or None,
+    t = TrainSettings()
+    ts = TrainSettings(epochs=epochs or t.epochs, batch_size=batch_size, learning_rate=learning_rate or t.learning_rate,
+                       max_seq_length=max_seq_length, seed=seed, cached_mini_batch=cached_mini_batch or None,
                        query_prefix=settings.encoder.query_prefix, passage_prefix=settings.encoder.passage_prefix)
     source_list = tuple(s.strip() for s in sources.split(",") if s.strip())
     if rounds is not None:
