@@ -26,10 +26,6 @@ def open_searcher(ds: Dataset, settings: Settings) -> Searcher:
     return make_searcher(settings.model_copy(update={"index_dir": index_dir}), encoder=make_encoder(settings))
 
 
-def candidate_depth(searcher: Searcher, minimum: int) -> int:
-    return searcher.candidate_depth(minimum)
-
-
 @dataclass
 class RetrieverRun:
     run: Run
@@ -61,8 +57,8 @@ def run_retriever(
     """Each query searched on its own, as a user would, timed end to end (encode .. fuse, and the
     searcher's reranker over the first ``rerank_k`` fused hits when given)."""
     retrieval = searcher.retrieval.model_copy(update={"fold_documents": True})
-    depth_b = candidate_depth(searcher, retrieval.depth_bm25)
-    depth_d = candidate_depth(searcher, retrieval.depth_dense)
+    depth_b = searcher.candidate_depth(retrieval.depth_bm25)
+    depth_d = searcher.candidate_depth(retrieval.depth_dense)
     qids = list(ds.queries)
     for i, qid in enumerate(qids[:warmup]):  # JIT and caches warm, as in a long-running service
         c = searcher.candidates(ds.queries[qid], mode, None, Timer(), depth_b, depth_d)

@@ -12,7 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from eval.metrics import evaluate
-from eval.runner import candidate_depth, doc_run
+from eval.runner import doc_run
 from rag.datasets import Dataset
 from rag.errors import InputError
 from rag.fusion import FusionMethod, Normalization
@@ -53,14 +53,14 @@ def tune(searcher: Searcher, ds: Dataset, progress: bool = True, small: bool = F
     refuse_test_split(ds.split)
     r = searcher.retrieval  # the small grid keeps the current depths
     configs = [{"depth_bm25": r.depth_bm25, "depth_dense": r.depth_dense, **c} for c in grid(small)]
-    depth = candidate_depth(searcher, max(max(c["depth_bm25"], c["depth_dense"]) for c in configs))
+    depth = searcher.candidate_depth(max(max(c["depth_bm25"], c["depth_dense"]) for c in configs))
     cands: dict[str, Candidates] = {}
     for qid, text in tqdm(ds.queries.items(), desc="candidates", unit="query", disable=not progress):
         cands[qid] = searcher.candidates(text, Mode.hybrid, None, Timer(), depth, depth)
     trials = []
     for cfg in tqdm(configs, desc="tune", unit="config", disable=not progress):
         retrieval = searcher.retrieval.model_copy(update={**cfg, "fold_documents": True})
-        db, dd = candidate_depth(searcher, cfg["depth_bm25"]), candidate_depth(searcher, cfg["depth_dense"])
+        db, dd = searcher.candidate_depth(cfg["depth_bm25"]), searcher.candidate_depth(cfg["depth_dense"])
         run = {q: doc_run(searcher.fuse(Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval)) for q, c in cands.items()}
         trials.append((evaluate(ds.qrels, run)["ndcg@10"], cfg))
     trials.sort(key=lambda t: -t[0])

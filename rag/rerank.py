@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from rag.encoders.folder import cores
 from rag.errors import ConfigError
 from rag.fusion import Normalization, normalize
 from rag.types import ScoredId
@@ -88,7 +89,7 @@ class CrossEncoderReranker:
             raise ConfigError(f"cannot load the reranker {path!r}: {exc}") from exc
         self.model_key = f"cross-encoder:{Path(path).resolve().name}"
         self.batch_size = batch_size
-        self.threads = threads or (os.cpu_count() or 1)
+        self.threads = threads or cores()
         self._identity = torch.nn.Identity()
         self._lock = threading.Lock()
 

