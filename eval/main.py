@@ -81,7 +81,8 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
     if do_tune:
         tuned = tune(searcher, ds, settings.progress, small_grid)
         write_tuned(settings.tuned_path, tuned)
-        yield f"tuned on {ds.name}/{ds.split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']}"
+        yield (f"tuned on {ds.name}/{ds.split}: nDCG@10 {tuned['tuned_on']['ndcg@10']:.4f} with {tuned['retrieval']} "
+               f"(the settings before: {tuned['current']['ndcg@10']:.4f}, p={tuned['current']['p_value_best_vs_current']:.3f})")
         yield f"written to {settings.tuned_path}"
         return
     runs: list[tuple[str, Mode, int | None]] = [(m.value, m, None) for m in modes]

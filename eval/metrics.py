@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytrec_eval
 
 Run = dict[str, dict[str, float]]
@@ -31,3 +32,20 @@ def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, Any]:
     }
     out["recall_curve"] = {str(k): mean(f"recall_{k}") for k in RECALL_CUTOFFS}
     return out
+
+
+def ndcg10_per_query(qrels: dict[str, dict[str, int]], run: Run) -> np.ndarray:
+    """nDCG@10 of each judged query, in ``qrels`` order (a query with no results: 0)."""
+    run = {q: (run.get(q) or {_EMPTY: 0.0}) for q in qrels}
+    table = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    return np.array([table[q]["ndcg_cut_10"] for q in qrels])
+
+
+def paired_p_value(a: np.ndarray, b: np.ndarray, rounds: int = 10_000, seed: int = 0) -> float:
+    """One-sided paired randomisation test: how often randomly swapping each query's pair of scores
+    gives a mean gain of ``a`` over ``b`` at least the observed one (small: ``a`` is really better)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if not d.any():
+        return 1.0
+    signs = np.random.default_rng(seed).choice((-1.0, 1.0), size=(rounds, d.size))
+    return float(((signs @ d) >= d.sum() - 1e-12).mean())

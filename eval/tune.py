@@ -11,7 +11,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from eval.metrics import evaluate
+from eval.metrics import ndcg10_per_query, paired_p_value
 from eval.runner import doc_run
 from rag.datasets import Dataset
 from rag.errors import InputError
@@ -49,10 +49,16 @@ def grid(small: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def tune(searcher: Searcher, ds: Dataset, progress: bool = True, small: bool = False) -> dict[str, Any]:
+def tune(searcher: Searcher, ds: Dataset, progress: bool = True, small: bool = False,
+         alpha: float | None = None) -> dict[str, Any]:
+    """The grid's best setting by nDCG@10 on ``ds``. With ``alpha``, the searcher's current settings are
+    kept unless the best beats them significantly (paired randomisation test over the queries,
+    p < alpha): few queries otherwise pick a setting that is better on them by chance."""
     refuse_test_split(ds.split)
     r = searcher.retrieval  # the small grid keeps the current depths
-    configs = [{"depth_bm25": r.depth_bm25, "depth_dense": r.depth_dense, **c} for c in grid(small)]
+    current = {"fusion": r.fusion, "normalization": r.normalization, "weight": r.weight, "rrf_k": r.rrf_k,
+               "depth_bm25": r.depth_bm25, "depth_dense": r.depth_dense}
+    configs = [current, *({"depth_bm25": r.depth_bm25, "depth_dense": r.depth_dense, **c} for c in grid(small))]
     depth = searcher.candidate_depth(max(max(c["depth_bm25"], c["depth_dense"]) for c in configs))
     cands: dict[str, Candidates] = {}
     for qid, text in tqdm(ds.queries.items(), desc="candidates", unit="query", disable=not progress):
@@ -62,17 +68,31 @@ def tune(searcher: Searcher, ds: Dataset, progress: bool = True, small: bool = F
         retrieval = searcher.retrieval.model_copy(update={**cfg, "fold_documents": True})
         db, dd = searcher.candidate_depth(cfg["depth_bm25"]), searcher.candidate_depth(cfg["depth_dense"])
         run = {q: doc_run(searcher.fuse(Candidates(c.bm25[:db], c.dense[:dd]), Mode.hybrid, retrieval)) for q, c in cands.items()}
-        trials.append((evaluate(ds.qrels, run)["ndcg@10"], cfg))
-    trials.sort(key=lambda t: -t[0])
-    best_score, best = trials[0]
-    chosen = {k: (v.value if hasattr(v, "value") else v) for k, v in best.items()}
+        per_query = ndcg10_per_query(ds.qrels, run)
+        trials.append((float(per_query.mean()), cfg, per_query))
+    now_score, _, now_per_query = trials[0]
+    trials.sort(key=lambda t: -t[0])  # stable: the current settings win a tie
+    best_score, best, best_per_query = trials[0]
+    p = paired_p_value(best_per_query, now_per_query)
+    kept = best is current or (alpha is not None and p >= alpha)
+    if kept and best is not current:
+        log.info("kept the current settings (nDCG@10 %.4f): the best, %.4f, is not significantly better (p=%.3f >= %g)",
+                 now_score, best_score, p, alpha)
+        best_score, best = now_score, current
+    chosen = _plain(best)
     log.info("best on %s/%s: nDCG@10 %.4f with %s", ds.name, ds.split, best_score, chosen)
     return {
         "retrieval": chosen,
         "tuned_on": {"dataset": str(ds.path), "split": ds.split, "queries": len(ds.queries), "ndcg@10": round(best_score, 4),
                      "configs_tried": len(trials), "at": datetime.now(timezone.utc).isoformat()},
-        "top": [{"ndcg@10": round(s, 4), **{k: (v.value if hasattr(v, "value") else v) for k, v in c.items()}} for s, c in trials[:10]],
+        "current": {"ndcg@10": round(now_score, 4), "retrieval": _plain(current), "kept": kept,
+                    "p_value_best_vs_current": round(p, 4)},
+        "top": [{"ndcg@10": round(s, 4), **_plain(c)} for s, c, _ in trials[:10]],
     }
+
+
+def _plain(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.value if hasattr(v, "value") else v) for k, v in cfg.items()}
 
 
 def write_tuned(path: Path, tuned: dict[str, Any]) -> None:

@@ -136,3 +136,48 @@ def test_answers_file_is_required(ds_dir):
     (ds_dir / "answers.jsonl").unlink()
     with pytest.raises(InputError, match="no answers.jsonl"):
         load_answers(ds)
+
+
+def test_paired_p_value_tells_a_real_gain_from_noise():
+    import numpy as np
+
+    from eval.metrics import paired_p_value
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0, 1, 80)
+    assert paired_p_value(base + 0.1, base) < 0.001  # better on every query
+    assert paired_p_value(base, base + 0.1) > 0.99
+    assert paired_p_value(base, base) == 1.0
+    one_query = base.copy()
+    one_query[0] += 0.8  # +0.01 on the mean, all from one query of 80
+    assert 0.3 < paired_p_value(one_query, base) < 0.7
+
+
+def test_tune_with_alpha_keeps_the_current_fusion_unless_significantly_better(tmp_path):
+    """The small grid over the 19 garden dev queries: without alpha the best setting is chosen, with
+    alpha it must beat the searcher's current settings by a paired test, else they are kept."""
+    from eval.tune import tune
+    from indexer.sources import open_source
+    from rag.encoders.hashing import HashEncoder
+    from rag.fusion import FusionMethod
+    from rag.reader import IndexReader
+    from rag.search import RetrievalSettings, Searcher
+    from tests.conftest import make_job
+
+    enc = HashEncoder(dim=64)
+    make_job(tmp_path / "idx", enc).run(open_source(SAMPLE))
+    ds = load_dataset(SAMPLE, "dev")
+    # the hash encoder's dense scores alone (weight 1.0) are far worse than the grid's best on every
+    # query; RRF is 0.08 worse on the mean, from a few of the 19 queries
+    for current, significant in ((RetrievalSettings(weight=1.0), True), (RetrievalSettings(fusion=FusionMethod.rrf), False)):
+        searcher = Searcher(IndexReader(tmp_path / "idx"), enc, retrieval=current)
+        free = tune(searcher, ds, progress=False, small=True)
+        guarded = tune(searcher, ds, progress=False, small=True, alpha=0.05)
+        assert free["tuned_on"]["configs_tried"] == 15 and free["top"][0]["ndcg@10"] >= free["current"]["ndcg@10"]
+        assert guarded["current"]["kept"] is (not significant)
+        if significant:
+            assert guarded["retrieval"] == free["retrieval"] and guarded["current"]["p_value_best_vs_current"] < 0.05
+        else:
+            assert guarded["retrieval"] == guarded["current"]["retrieval"] and guarded["retrieval"]["fusion"] == "rrf"
+            assert free["retrieval"]["fusion"] == "convex"
+            assert guarded["tuned_on"]["ndcg@10"] == guarded["current"]["ndcg@10"]

@@ -144,9 +144,12 @@ def test_train_with_reindex_then_search_and_eval_with_the_new_model(tmp_path):
     assert len(dev_q) == rep["dev_queries"] and not dev_q & {m["query_id"] for m in mined}  # held out
     reader = IndexReader(idx)
     assert reader.generation != before and reader.manifest.encoder.model == str(out)  # re-encoded, published
-    t = json.loads(tuned.read_text())
-    assert t["tuned_on"]["split"] == "dev_qrels" and t["tuned_on"]["queries"] == len(dev_q)
-    assert t["tuned_on"]["configs_tried"] == 14 and t["retrieval"]["fusion"] == "convex"  # the small grid
+    if "fusion re-tuned" in r.stdout:  # the small grid's best was significantly better on dev (eval.tune's guard)
+        t = json.loads(tuned.read_text())
+        assert t["tuned_on"]["split"] == "dev_qrels" and t["tuned_on"]["queries"] == len(dev_q)
+        assert t["tuned_on"]["configs_tried"] == 15 and t["current"]["p_value_best_vs_current"] < 0.05
+    else:
+        assert "fusion kept as it is" in r.stdout and f"{len(dev_q)} dev queries" in r.stdout and not tuned.exists()
     r = subprocess.run([*RAG, "search", "tomato black bottom", "--index-dir", str(idx), "--json"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)["hits"]  # the query encoder follows the index's model
