@@ -92,6 +92,8 @@ def evaluate_cmd(settings: Settings, dataset: Path, split: str, retrievers: str,
         raise InputError("--rerank-k needs a reranker: set rerank.model (RAG_RERANK__MODEL or --reranker)")
     results = {}
     for name, mode, depth in runs:
+        if searcher.reranker is not None:
+            searcher.reranker.clear()  # each row's rerank latency from cold, not from the last row's scores
         rr = run_retriever(searcher, ds, mode, settings.progress, rerank_k=depth)
         m = evaluate(ds.qrels, rr.run)
         results[name] = {**{k: round(v, 4) for k, v in m.items() if k != "recall_curve"},

@@ -8,10 +8,12 @@ chosen at. Settings override both.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,10 @@ class Reranker(Protocol):
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         """One relevance score per text, higher is better (any scale)."""
+        ...
+
+    def clear(self) -> None:
+        """Forget any remembered scores (an evaluation times each depth from cold)."""
         ...
 
 
@@ -71,7 +77,11 @@ def rerank(fused: list[ScoredId], scores: np.ndarray, weight: float) -> list[Sco
 
 class CrossEncoderReranker:
     """sentence-transformers' CrossEncoder over a local folder, one forward pass at a time with its own
-    thread count (the query path's encoder keeps one thread; scoring 50 pairs wants the cores)."""
+    thread count (the query path's encoder keeps one thread; scoring 50 pairs wants the cores). Scores
+    are remembered for the last ``CACHE_PAIRS`` (query, passage) pairs: a repeated query, or the same
+    query reranked at a greater depth, only scores the passages it has not seen."""
+
+    CACHE_PAIRS = 50_000
 
     def __init__(self, path: str, max_length: int = 256, batch_size: int = 32, device: str = "auto",
                  threads: int | None = None) -> None:
@@ -90,17 +100,36 @@ class CrossEncoderReranker:
         self.model_key = f"cross-encoder:{Path(path).resolve().name}"
         self.batch_size = batch_size
         self.threads = threads or cores()
+        self.pairs_scored = 0  # through the model, not from the cache
         self._identity = torch.nn.Identity()
         self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def score(self, query: str, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        if not texts:
-            return np.zeros(0, dtype=np.float32)
+        keys = [(query, hashlib.blake2b(t.encode(), digest_size=16).hexdigest()) for t in texts]
         with self._lock:
-            if torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
-            logits = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                        activation_fn=self._identity, convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(logits, dtype=np.float32).reshape(-1)
+            first: dict[tuple[str, str], int] = {}
+            for i, k in enumerate(keys):
+                if k not in self._cache:
+                    first.setdefault(k, i)
+            todo = list(first.values())
+            if todo:
+                if torch.get_num_threads() != self.threads:
+                    torch.set_num_threads(self.threads)
+                logits = self.model.predict([(query, texts[i]) for i in todo], batch_size=self.batch_size,
+                                            activation_fn=self._identity, convert_to_numpy=True, show_progress_bar=False)
+                self.pairs_scored += len(todo)
+                for i, v in zip(todo, np.asarray(logits, dtype=np.float32).reshape(-1), strict=True):
+                    self._cache[keys[i]] = float(v)
+            out = np.array([self._cache[k] for k in keys], dtype=np.float32)
+            for k in keys:
+                self._cache.move_to_end(k)
+            while len(self._cache) > self.CACHE_PAIRS:
+                self._cache.popitem(last=False)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()

@@ -33,6 +33,9 @@ class WordReranker:
         words = set(query.lower().split())
         return np.array([len(words & set(t.lower().split())) / len(words) for t in texts], dtype=np.float32)
 
+    def clear(self) -> None:
+        pass
+
 
 def hits(*scores: float) -> list[ScoredId]:
     return [ScoredId(f"p{i}", s) for i, s in enumerate(scores)]
@@ -141,3 +144,13 @@ def test_train_a_reranker_then_eval_and_search_with_it(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "rerank" in json.loads(r.stdout)["timings_ms"]
+
+    from rag.rerank import CrossEncoderReranker
+
+    ce = CrossEncoderReranker(str(out), max_length=128)
+    a = ce.score("When should I prune roses?", ["Prune roses in late winter.", "Water snake plants monthly."])
+    b = ce.score("When should I prune roses?", ["Water snake plants monthly.", "Tomatoes need calcium.", "Tomatoes need calcium."])
+    assert ce.pairs_scored == 3 and b[0] == a[1] and b[1] == b[2]  # seen pairs come from the cache, once each
+    assert ce.score("When should I prune roses?", []).shape == (0,)
+    ce.clear()
+    assert ce.score("When should I prune roses?", ["Tomatoes need calcium."])[0] == b[1] and ce.pairs_scored == 4

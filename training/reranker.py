@@ -3,7 +3,11 @@
 The same positives (qrels pairs) and the same dev carve (seeded, by query) as `rag train`; hard
 negatives mined the same way, from BM25 and dense candidates with the false-negative filter, several
 per pair. The cross-encoder starts from the packaged MiniLM weights (a new one-logit head) and learns
-with binary cross-entropy, the positives weighted by the negatives per pair.
+listwise: a softmax cross-entropy over each query's positive and its mined negatives, with a high
+learning rate (2e-4; 2e-3 for the new head). Measured on SciFact (40 steps of 16 queries, 128
+tokens, dev = the hybrid's top 30 of 80 held-out queries): binary cross-entropy at 5e-5 reranked to
+nDCG@10 0.39, with the head at 2e-3 0.42, listwise 0.46, listwise at 2e-4 0.69; the model starts at
+0.13. Bi-encoder weights give its [CLS] head little to work with: it needs the larger steps.
 
 After training, the stage's depth (fused hits read) and the weight of its scores against the fused
 ones are chosen on the dev queries, over the hybrid ranking it will rerank, from a small grid
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -48,9 +53,10 @@ Chooser = Callable[[dict[str, dict[str, int]], dict[str, list[ScoredId]], dict[s
 @dataclass(frozen=True)
 class RerankTrainSettings:
     negatives: int = 3  # mined per pair
-    epochs: float = 1.0
-    batch_size: int = 32
-    learning_rate: float = 5e-5
+    epochs: float = 3.0
+    batch_size: int = 16  # queries a step, each with its positive and negatives
+    learning_rate: float = 2e-4
+    head_learning_rate: float = 2e-3  # the new head (and the pooler before it)
     warmup_ratio: float = 0.1
     max_length: int = 256
     seed: int = 13
@@ -139,6 +145,18 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     return report
 
 
+def _Listwise(model):
+    """Softmax cross-entropy over each query's candidates (its positive first, then its mined negatives):
+    sentence-transformers' MultipleNegativesRankingLoss on raw scores, without in-batch negatives."""
+    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+
+    class Listwise(MultipleNegativesRankingLoss):
+        def get_in_batch_negatives(self, anchors, candidates):
+            return iter(())
+
+    return Listwise(model, num_negatives=None, scale=1.0, activation_fn=None)
+
+
 def _identity():
     import torch
 
@@ -169,7 +187,6 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
     from datasets import Dataset as HFDataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.evaluation import CrossEncoderRerankingEvaluator
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     from transformers import set_seed
 
     set_seed(s.seed)
@@ -179,12 +196,10 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
                              local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any load failure is the base model path
         raise InputError(f"cannot load base model {base!r}: {exc}") from exc
-    rows: dict[str, list] = {"query": [], "passage": [], "label": []}
-    for t in triplets:
-        for text, label in [(t.positive, 1.0)] + [(n["text"], 0.0) for n in t.negatives]:
-            rows["query"].append(t.query)
-            rows["passage"].append(text)
-            rows["label"].append(label)
+    # columns: query, its positive, then its negatives (no label: the first candidate is the right one)
+    rows: dict[str, list] = {"query": [t.query for t in triplets], "positive": [t.positive for t in triplets]}
+    for i in range(s.negatives):
+        rows[f"negative_{i + 1}"] = [t.negatives[i]["text"] for t in triplets]
     samples = []
     for qid, hits in dev_hits.items():
         docs = [texts[h.passage_id] for h in hits[: s.dev_depth]]
@@ -192,10 +207,9 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
         samples.append({"query": dev_queries[qid], "positive": positives, "documents": docs})
     evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="dev",
                                                batch_size=64, write_csv=False)
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(s.negatives)))
+    loss = _Listwise(model)
     work = output.parent / f".{output.name}.checkpoints"
-    n_rows = len(rows["label"])
-    eval_steps = max(1, n_rows // s.batch_size // 2)  # twice an epoch
+    eval_steps = max(1, math.ceil(len(rows["query"]) / s.batch_size))  # once an epoch
     args = CrossEncoderTrainingArguments(
         output_dir=str(work), num_train_epochs=s.epochs, per_device_train_batch_size=s.batch_size,
         learning_rate=s.learning_rate, warmup_steps=s.warmup_ratio, seed=s.seed, data_seed=s.seed,
@@ -204,8 +218,12 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
         logging_steps=max(1, eval_steps // 4), report_to="none", use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=not progress,
     )
+    head = [p for n, p in model.named_parameters() if "classifier" in n or "pooler" in n]
+    body = [p for n, p in model.named_parameters() if not ("classifier" in n or "pooler" in n)]
+    optimizer = torch.optim.AdamW([{"params": body, "lr": s.learning_rate}, {"params": head, "lr": s.head_learning_rate}],
+                                  weight_decay=0.01)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=HFDataset.from_dict(rows), loss=loss,
-                                  evaluator=evaluator)
+                                  evaluator=evaluator, optimizers=(optimizer, None))
     resume = work.is_dir() and any(p.name.startswith("checkpoint-") for p in work.iterdir())
     if resume:
         log.info("resuming from the last checkpoint in %s", work)
@@ -218,8 +236,9 @@ def _card(r: RerankReport, dataset: Path, split: str) -> str:
     return f"""# Cross-encoder reranker
 
 Base: `{r.base_model}` (a new one-logit head). Trained by `rag train --reranker` on `{dataset}` split
-`{split}`: {r.train_pairs} training pairs, {r.rows} (query, passage, label) rows with mined hard negatives,
-binary cross-entropy; {r.steps} steps in {r.seconds:.0f} s on {r.device}; peak memory {r.peak_rss_mb:.0f} MB.
+`{split}`: {r.train_pairs} training pairs, {r.rows} (query, passage) pairs with mined hard negatives;
+listwise softmax cross-entropy over each query's positive and negatives; {r.steps} steps in
+{r.seconds:.0f} s on {r.device}; peak memory {r.peak_rss_mb:.0f} MB.
 
 Use it: `RAG_RERANK__MODEL={r.output}` (or `rag eval --reranker {r.output}`).
 
