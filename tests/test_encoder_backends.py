@@ -71,3 +71,17 @@ def test_onnx_vectors_match_torch_fp32_exactly_and_int8_closely(real_encoder, on
     assert np.abs(onnx_encoders["fp32"].encode_passages(texts) - torch_vecs).max() < 1e-5
     assert (onnx_encoders["int8"].encode_passages(texts) * torch_vecs).sum(axis=1).min() > 0.95
     assert onnx_encoders["int8"].weights_key == onnx_encoders["fp32"].weights_key == real_encoder.weights_key
+
+
+def test_forget_encoders_stops_their_query_workers_and_loads_afresh():
+    """`rag train --rounds` drops each round's encoder: without this every round's model stayed loaded
+    (its query worker thread held it)."""
+    s = Settings(progress=False)
+    enc = factory.index_encoder(s, None)
+    assert factory.index_encoder(s, None) is enc and enc.batcher is not None
+    worker = enc.batcher._thread
+    factory.forget_encoders()
+    assert enc.batcher is None and not worker.is_alive()
+    again = factory.index_encoder(s, None)
+    assert again is not enc and again.batcher is not None
+    assert again.encode_queries(["snake plant"]).shape == (1, again.dim)

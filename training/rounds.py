@@ -58,6 +58,7 @@ def run_rounds(
 ) -> RoundsResult:
     """``rounds`` None means auto. ``training`` goes to each round's run_training (split, sources, ...);
     ``train`` replaces run_training (tests)."""
+    from rag.factory import forget_encoders
     from training.job import run_training
 
     train = train or run_training
@@ -87,6 +88,7 @@ def run_rounds(
             s_k = settings.model_copy(update={"encoder": settings.encoder.model_copy(update={"model": model})})
             log.info("round %d of %s: from %s", k, rounds or f"auto (at most {limit})", model or "the packaged base model")
             train(s_k, dataset, out_k, mine_settings=mine, **training)
+            forget_encoders()  # this round's model is not needed again in this process
         report = json.loads(report_file.read_text())
         if rounds is None:
             _check_dev_size(int(report["dev_queries"]))

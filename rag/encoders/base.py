@@ -78,6 +78,12 @@ class Encoder(ABC):
         batcher = self.batcher
         return batcher.encode(texts) if batcher is not None else self._encode_queries(texts)
 
+    def close(self) -> None:
+        """Stop the query worker, if any (the encoder still encodes, one call at a time)."""
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+
     def batch_queries(self, max_batch: int, max_wait_ms: float) -> None:
         """Run query encodes on one worker thread that batches concurrent ones (max_batch > 1)."""
         if max_batch > 1 and self.batcher is None:
