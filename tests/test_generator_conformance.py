@@ -82,3 +82,31 @@ def test_a_folder_ctranslate2_cannot_load_is_a_configuration_error(tmp_path):
     assert not list((tmp_path / "cache").glob("ct2/*")), "no half-converted model is left behind"
     with pytest.raises(ConfigError, match="compute_type"):
         CT2Generator(compute_type="int3")
+
+
+def test_the_local_repetition_penalty_spares_the_prompt():
+    """Only tokens the answer already generated are penalised (as CTranslate2 does), so an answer may
+    reuse the passages' words."""
+    import torch
+
+    from rag.generators.local import _AnswerRepetitionPenalty
+
+    scores = torch.tensor([[2.0, -2.0, 2.0, -2.0, 1.0]])
+    prompt = torch.tensor([[0, 1]])
+    pen = _AnswerRepetitionPenalty(2.0, prompt_length=2)
+    assert torch.equal(pen(prompt, scores), scores)  # nothing generated yet: the prompt's tokens 0 and 1 keep theirs
+    out = pen(torch.tensor([[0, 1, 2, 3, 2]]), scores)  # generated 2, 3, 2
+    assert out.tolist() == [[2.0, -2.0, 1.0, -4.0, 1.0]]
+
+
+@pytest.mark.slow
+def test_transformers_and_ctranslate2_float32_decode_alike_with_a_repetition_penalty():
+    from rag.generators.ct2 import CT2Generator
+    from rag.generators.local import LocalGenerator
+
+    p = GenerationParams(max_tokens=24, repetition_penalty=1.3)
+    texts = []
+    for gen in (LocalGenerator(threads=1), CT2Generator(threads=1, compute_type="float32")):
+        texts.append(gen.generate(MSGS, p).text)
+        gen.close()
+    assert texts[0] == texts[1] and texts[0].strip()

