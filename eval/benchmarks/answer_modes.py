@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import sys
 from dataclasses import replace
@@ -61,6 +62,8 @@ def main() -> None:
     ap.add_argument("--test-sample", type=int, default=300)
     ap.add_argument("--dev-sample", type=int, help="at most this many dev questions (default: all; fewer for a smoke run)")
     ap.add_argument("--output", type=Path, default=Path("docs/results/answer-modes-squad.json"))
+    ap.add_argument("--only", nargs="+", choices=[r[0].split(" ")[0] for r in ROWS],
+                    help="re-run these rows (by first word); the others are kept from --output")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings({"progress": False})
@@ -75,6 +78,11 @@ def main() -> None:
     done = journal.load()
     if not done:
         journal.start()
+        if args.only:  # the rows not asked for, from the last full run
+            for c in json.loads(args.output.read_text())["configs"]:
+                if c["row"].split(" ")[0] not in args.only:
+                    done[(c["row"], c["part"])] = c
+                    journal.append(c)
     for name, answer, row_parts in ROWS:
         row_settings = settings.model_copy(update={"answer": type(settings.answer).model_validate({**settings.answer.model_dump(), **answer})})
         answerer = make_answerer(row_settings,
