@@ -12,11 +12,16 @@ RECALL_CUTOFFS = (1, 3, 5, 10, 20, 50, 100)
 _EMPTY = "__no_result__"
 
 
+def _judged(qrels: dict[str, dict[str, int]], run: Run) -> Run:
+    """``run`` over exactly the judged queries, an empty one as a single unjudged hit."""
+    return {q: (run.get(q) or {_EMPTY: 0.0}) for q in qrels}
+
+
 def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, Any]:
     """Mean nDCG@10, Recall@10/100, MRR@10, MAP@100 and the recall@k curve over every judged query.
 
     A query with no results counts as zero (pytrec_eval would otherwise skip it)."""
-    run = {q: (run.get(q) or {_EMPTY: 0.0}) for q in qrels}
+    run = _judged(qrels, run)
     measures = {"ndcg_cut.10", "map_cut.100", "recall." + ",".join(map(str, RECALL_CUTOFFS))}
     per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     top10 = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:10]) for q, docs in run.items()}
@@ -36,8 +41,7 @@ def evaluate(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, Any]:
 
 def ndcg10_per_query(qrels: dict[str, dict[str, int]], run: Run) -> np.ndarray:
     """nDCG@10 of each judged query, in ``qrels`` order (a query with no results: 0)."""
-    run = {q: (run.get(q) or {_EMPTY: 0.0}) for q in qrels}
-    table = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(run)
+    table = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(_judged(qrels, run))
     return np.array([table[q]["ndcg_cut_10"] for q in qrels])
 
 

@@ -334,8 +334,7 @@ def train(
             raise InputError("--reranker trains from qrels pairs in one run: drop --rounds and --sources")
         d = RerankTrainSettings()
         rs = replace(d, negatives=d.negatives if negatives is None else negatives, epochs=epochs or d.epochs,
-                     learning_rate=learning_rate or d.learning_rate, head_learning_rate=10 * (learning_rate or d.learning_rate),
-                     batch_size=batch_size or d.batch_size, max_length=max_seq_length, seed=seed)
+                     learning_rate=learning_rate or d.learning_rate, batch_size=batch_size or d.batch_size, max_length=max_seq_length, seed=seed)
         rr = train_reranker(settings, dataset, output, split, dev_fraction, rs, qrels_file=qrels, dev_by=dev_by,
                             choose=choose_plan)
         typer.echo(f"trained {rr.steps} steps on {rr.rows} rows in {rr.seconds:.0f}s ({rr.device}); dev nDCG@10 hybrid "

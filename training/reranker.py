@@ -56,7 +56,7 @@ class RerankTrainSettings:
     epochs: float = 3.0
     batch_size: int = 16  # queries a step, each with its positive and negatives
     learning_rate: float = 2e-4
-    head_learning_rate: float = 2e-3  # the new head (and the pooler before it)
+    head_lr_factor: float = 10.0  # the new head's (and its pooler's) learning rate over the body's
     warmup_ratio: float = 0.1
     max_length: int = 256
     seed: int = 13
@@ -220,7 +220,7 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
     )
     head = [p for n, p in model.named_parameters() if "classifier" in n or "pooler" in n]
     body = [p for n, p in model.named_parameters() if not ("classifier" in n or "pooler" in n)]
-    optimizer = torch.optim.AdamW([{"params": body, "lr": s.learning_rate}, {"params": head, "lr": s.head_learning_rate}],
+    optimizer = torch.optim.AdamW([{"params": body, "lr": s.learning_rate}, {"params": head, "lr": s.learning_rate * s.head_lr_factor}],
                                   weight_decay=0.01)
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=HFDataset.from_dict(rows), loss=loss,
                                   evaluator=evaluator, optimizers=(optimizer, None))

@@ -50,6 +50,10 @@ ROWS: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [  # cheapest first, s
 ]
 
 
+def _first_word(row: str) -> str:
+    return row.split(" ")[0]
+
+
 def parts(ds, test_sample: int, dev_sample: int | None = None) -> dict[str, dict[str, str]]:
     dev = [q for q in ds.queries if is_dev(next(iter(ds.qrels[q])))]
     rest = sorted(set(ds.queries) - set(dev), key=lambda q: hashlib.sha1(q.encode()).hexdigest())
@@ -62,7 +66,7 @@ def main() -> None:
     ap.add_argument("--test-sample", type=int, default=300)
     ap.add_argument("--dev-sample", type=int, help="at most this many dev questions (default: all; fewer for a smoke run)")
     ap.add_argument("--output", type=Path, default=Path("docs/results/answer-modes-squad.json"))
-    ap.add_argument("--only", nargs="+", choices=[r[0].split(" ")[0] for r in ROWS],
+    ap.add_argument("--only", nargs="+", choices=sorted({_first_word(r[0]) for r in ROWS}),
                     help="re-run these rows (by first word); the others are kept from --output")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -80,7 +84,7 @@ def main() -> None:
         journal.start()
         if args.only:  # the rows not asked for, from the last full run
             for c in json.loads(args.output.read_text())["configs"]:
-                if c["row"].split(" ")[0] not in args.only:
+                if _first_word(c["row"]) not in args.only:
                     done[(c["row"], c["part"])] = c
                     journal.append(c)
     for name, answer, row_parts in ROWS:
