@@ -61,6 +61,8 @@ def answer_type_match(question: str, sentence: str) -> float:
     return float(any(q.search(question) and a.search(sentence) for q, a in _ANSWER_TYPES))
 
 
+_WHAT_NOUN = (r"\b(?:what|which)\s+(?!(?:is|was|are|were|did|does|do|has|had|have|can|could|would|will|should|may|might|"
+              r"kind|type|sort|other|else|happened)\b)([a-z]+)\b")
 _NAME = r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|du|la|le|von|van|der|den|da|di|the|and|&)\s+)*[A-Z][\w'’.-]*)*"
 _SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
 # (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
@@ -78,6 +80,8 @@ _SPAN_SOURCES = [
      rf"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|half){_SCALE}\b"),
     (r"\b(who|whom|whose)\b|\bwhich (person|man|woman|king|company|team|group|organization|scientist)\b", _NAME),
     (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
+    # "what fort", "which company": a name, best one holding the noun asked for ("Fort Duquesne")
+    (_WHAT_NOUN, _NAME),
 ]
 _SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPAN_SOURCES]
 # a capitalised run is not a name when it starts with a function word ("Though the British") or is a
@@ -87,26 +91,81 @@ _LEAD = re.compile(r"^(?:(?:The|A|An|In|On|At|By|For|From|To|Of|With|As|After|Be
                    r"It|He|She|They|According)\b\s*)+")
 _NOT_NAME = re.compile(rf"^(?:{_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday)$", re.I)
 # "who built X?": the builder is the sentence's subject, before the shared verb ("who did X build?" is not)
-_SUBJECT_WHO = re.compile(r"^\s*who\s+(?!(?:is|was|are|were|did|does|do|has|had|will|would|can|could)\b)\w+", re.I)
+_SUBJECT_WHO = re.compile(r"^\s*who\s+(?!(?:is|was|are|were|did|does|do|has|had|will|would|can|could)\b)(\w+)", re.I)
+# "who did Dinwiddie order to go?": the one ordered is the name after the verb
+_OBJECT_WHO = re.compile(r"^\s*(?i:who|whom)\s+(?i:did|does|do|had|has|will|would)\s+[A-Z][\w'’.-]*(?:\s+[A-Z][\w'’.-]*)*\s+(\w+)")
 _PLACE_PREPOSITION = re.compile(r"\b(?:in|at|to|on|near|from|along|into|across|towards?|through)\s+(?:the\s+)?$")
 _WORD = re.compile(r"\w+")
+
+
+#: words a question and a sentence share without saying anything about the answer's place
+_FUNCTION_WORDS = frozenset("what when where which while whom whose that this there these those their them then than were "
+                            "been have does with from into about also only".split())
+# a nationality used as an adjective ("French forces") names no one: not a "who" or "where" answer
+_DEMONYM = re.compile(r"^(?:[A-Z][a-z]+(?:ish|ese|ian|ean|an|ch|ic|i)|Dutch|Greek|Thai|Swiss|Native)$")
+
+
+@dataclass
+class _Candidate:
+    """A typed span under consideration: its closeness score, offsets and first/last word numbers."""
+
+    close: float
+    start: int
+    end: int
+    first: int
+    last: int
+
+
+def _stems(text: str) -> set[str]:
+    return set(analyze(text))
+
+
+def _doer_and_object_bonus(question: str, sentence: str, words: list[re.Match], found: list[_Candidate]) -> None:
+    """+1 closeness (in place) for the doer of "who <verb> ...?" (the last name before the verb,
+    skipping an aside between commas just before it: "Gist, acting for Virginia, explored") and for
+    the object of "who did X <verb>?" (the first name after the verb)."""
+    if doer := _SUBJECT_WHO.search(question):
+        verb, after = _stems(doer.group(1)), False
+    elif obj := _OBJECT_WHO.search(question):
+        verb, after = _stems(obj.group(1)), True
+    else:
+        return
+    for v, w in enumerate(words):
+        if not _stems(w.group(0)) & verb:
+            continue
+        if after:
+            chosen = [f for f in found if f.first > v]
+            if chosen:
+                min(chosen, key=lambda f: f.first).close += 1.0
+            continue
+        head = sentence[:w.start()].rstrip()
+        aside = head.rfind(",", 0, len(head) - 1) if head.endswith(",") else len(head)
+        chosen = [f for f in found if f.last < v and f.end <= aside]
+        if chosen:
+            max(chosen, key=lambda f: f.last).close += 1.0
 
 
 def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     """(start, end) in ``sentence`` of the short answer the question asks for, or None (use the whole
     sentence). Candidates that repeat the question's own words are skipped; the rest are scored by
-    closeness to the words the sentence shares with the question (where SQuAD-style answers sit:
-    the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the subject of a
-    "who <verb>" question and for a place after a preposition in a "where" question."""
+    closeness to the words the sentence shares with the question (by stem, where SQuAD-style answers
+    sit: the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the doer in
+    a "who <verb>" question (the last name before that verb) and for a place after a preposition in a
+    "where" question. A nationality used as an adjective ("French forces") is not a name; a "what fort"
+    question takes only a name that says it is one ("Fort Duquesne")."""
     q_words = {w.lower() for w in _WORD.findall(question)}
+    q_stems = _stems(question)
     words_found = list(_WORD.finditer(sentence))
     word_starts = [m.start() for m in words_found]
-    shared = [i for i, m in enumerate(words_found) if m.group(0).lower() in q_words and len(m.group(0)) > 3]
+    shared = [i for i, m in enumerate(words_found) if len(m.group(0)) > 3 and m.group(0).lower() not in _FUNCTION_WORDS and
+              (m.group(0).lower() in q_words or _stems(m.group(0)) & q_stems)]
     for q, a in _SPANS:
         if not q.search(question):
             continue
         name = a.pattern == _NAME
-        best = None
+        noun = re.search(_WHAT_NOUN, question, re.I) if name else None
+        head = _stems(noun.group(1)) if noun else set()
+        found: list[_Candidate] = []
         for m in a.finditer(sentence):
             start, end = m.start(), m.end()
             if name:
@@ -116,23 +175,30 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
                     end -= 2
                 if start >= end or not sentence[start].isupper() or _NOT_NAME.match(sentence[start:end]):
                     continue
+                if _DEMONYM.match(sentence[start:end]) and re.match(r"\s+[a-z]", sentence[end:]):
+                    continue
+                if noun and not head & _stems(sentence[start:end]):
+                    continue
             words = {w.lower() for w in _WORD.findall(sentence[start:end])}
             if not words or words <= q_words:
                 continue
             i = bisect.bisect_left(word_starts, start)
             j = bisect.bisect_left(word_starts, end) - 1
             close = sum(1.0 / (1 + min(abs(i - s), abs(j - s))) for s in shared if s < i or s > j)
-            if name and _SUBJECT_WHO.search(question):
-                close += 0.5 * sum(1.0 / (1 + s - j) for s in shared if s > j)
             if name and "where" in question.lower() and _PLACE_PREPOSITION.search(sentence[max(0, start - 20):start]):
                 close += 0.5
-            if best is None or close > best[0]:
-                best = (close, start, end)
-        if best is not None:
-            a_, b_ = best[1], best[2]
-            while b_ > a_ and sentence[b_ - 1] in " ,.;:":
-                b_ -= 1
-            return a_, b_
+                # "slipped away and led the attack on Oswego": a place right after a shared lowercase word
+                close += 0.5 * any(0 < i - s_ <= 4 and words_found[s_].group(0).islower() for s_ in shared)
+            found.append(_Candidate(close, start, end, i, j))
+        if not found:
+            continue
+        if name:
+            _doer_and_object_bonus(question, sentence, words_found, found)
+        best = max(found, key=lambda f: f.close)
+        a_, b_ = best.start, best.end
+        while b_ > a_ and sentence[b_ - 1] in " ,.;:":
+            b_ -= 1
+        return a_, b_
     return None
 
 

@@ -78,6 +78,20 @@ def test_the_sentence_that_answers_scores_first():
     ("How many people live in Warsaw?", "Warsaw has a population of about 1.7 million people.", "about 1.7 million"),
     ("Where is the Eiffel tower?", "The Eiffel Tower stands in Paris, France.", "Paris"),
     ("What causes blossom end rot?", "Blossom end rot is caused by a lack of calcium.", None),
+    # a nationality used as an adjective is not a "who" answer, a name is
+    ("Who commanded the fleet?", "Admiral Jane Holt, a veteran of two wars, commanded the Spanish fleet.", "Admiral Jane Holt"),
+    ("Who built the bridge?", "The French bridge was built in 1850 by engineers under Paul Sand.", "Paul Sand"),
+    # the question's verb matches the sentence's by stem ("stop" / "stopped"); a "where" in the sentence is no anchor
+    ("Where did the march stop?", "The march stopped at Fort Ely, and the rest went on to Hale Point, where they camped.", "Fort Ely"),
+    # the doer of "who <verb>" is the last name before the verb, past an aside between commas
+    ("Who mapped the coast in 1820?", "In 1820 Ann Reid, sailing for both Spain and Portugal, mapped the coast.", "Ann Reid"),
+    # the object of "who did X <verb>" is the name after the verb
+    ("Who did Carter send to meet the colonel?", "In May Carter sent Hugh Park north to meet Colonel Ames, the Essex commander.",
+     "Hugh Park"),
+    # "what fort": a name that says it is one
+    ("In 1760 what fort did the army take?", "In 1760 the Essex army under James Hale took Fort Lyle.", "Fort Lyle"),
+    # "where": a place right after the question's verb
+    ("Where did Hale slip away to attack?", "With Lee held at Boston, Hale slipped away and led the attack on Salem in May.", "Salem"),
 ])
 def test_answer_span_finds_what_the_question_asks_for(question, sentence, span):
     got = answer_span(question, sentence)
