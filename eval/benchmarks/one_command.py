@@ -6,7 +6,8 @@
   then dense and hybrid nDCG@10 on SciFact test (hybrid with the fusion tuned on train for the base
   model, and again with fusion re-tuned on the held-out dev queries by the small grid, as `--reindex` does).
 - scifact_reranker: `rag train --reranker` on the same data, then hybrid and hybrid + rerank
-  top-20/50/100 on SciFact test (nDCG@10 and the reranker's latency per query).
+  top-20/50/100 on SciFact test (nDCG@10 and the reranker's latency per query), and the
+  scifact_rounds model's hybrid reranked at the depth dev chose.
 - squad_rounds: `rag train --rounds auto` on squad-dev (split dev, dev carved by article: 2 of the 6
   articles), dense and hybrid before and after on the held-out articles' questions.
 - scifact_pseudo: the label-free row (`--sources pseudo`: SciFact train's queries, no judgments).
@@ -34,7 +35,7 @@ RAG = [sys.executable, "-m", "service"]
 SCIFACT, SQUAD = Path("../shared/data/scifact"), Path("../shared/data/squad-dev")
 BASE_TUNED = Path("docs/results/tuned-scifact-train.json")  # fusion tuned on SciFact train for the base model
 OFF = ["--chunking", "off"]  # SciFact: one passage per document, as BEIR reports it
-RERANK_K = "20,50,100"  # the reranker row's depths (--rerank-k)
+RERANK_K = (20, 50, 100)  # the reranker row's depths
 
 
 def run(cmd: list[str], log_file: Path | None = None) -> dict[str, float]:
@@ -88,16 +89,26 @@ def scifact_rounds(models: Path, out: Path) -> dict:
                            "p": dev["current"]["p_value_best_vs_current"], "kept": kept, "queries": dev["tuned_on"]["queries"]}}
 
 
-def scifact_reranker(models: Path, out: Path, depths: str = RERANK_K) -> dict:
+def scifact_reranker(models: Path, out: Path) -> dict:
+    """Hybrid + rerank at each depth (one file each, so a run cut short keeps the depths done), and the
+    fine-tuned model's hybrid (scifact_rounds) reranked at the depth dev chose."""
     model = models / "scifact-reranker"
     cost = train(model, ["--dataset", str(SCIFACT), *OFF, "--reranker"])
-    res = evaluate(out / "scifact-reranker-test.json", ["--dataset", str(SCIFACT), *OFF, "--retrievers", "hybrid",
-                                                        "--tuned-file", str(BASE_TUNED), "--reranker", str(model),
-                                                        "--rerank-k", depths])
     report = json.loads((model / "training_report.json").read_text())
+    rows: dict[str, dict] = {}
+    for depth in RERANK_K:
+        res = evaluate(out / f"scifact-reranker-test-k{depth}.json", [
+            "--dataset", str(SCIFACT), *OFF, "--retrievers", "hybrid", "--tuned-file", str(BASE_TUNED),
+            "--reranker", str(model), "--rerank-k", str(depth)])
+        rows.update({k: {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
+    rounds = models / "scifact-rounds"
+    if rounds.is_dir():
+        res = evaluate(out / "scifact-rounds-reranked-test.json", [
+            "--dataset", str(SCIFACT), *OFF, "--model", str(rounds), "--retrievers", "hybrid", "--tuned-file", str(BASE_TUNED),
+            "--reranker", str(model), "--rerank-k", str(report["top_k"])])
+        rows.update({f"fine-tuned {k}": {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
     return {"cost": cost, "chosen": {"top_k": report["top_k"], "weight": report["weight"]},
-            "dev": {"hybrid": report["dev_ndcg_hybrid"], "reranked": report["dev_ndcg_reranked"]},
-            "rows": {k: {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()}}
+            "dev": {"hybrid": report["dev_ndcg_hybrid"], "reranked": report["dev_ndcg_reranked"]}, "rows": rows}
 
 
 def squad_rounds(models: Path, out: Path) -> dict:
@@ -179,14 +190,6 @@ def write_table(out: Path) -> Path:
                   "| row | nDCG@10 | p50 ms | p95 ms | rerank p50 ms |", "|---|---:|---:|---:|---:|"]
         lines += [f"| {k} | {v['ndcg@10']:.4f} | {v['p50']:.1f} | {v['p95']:.1f} | {v.get('rerank_p50', 0):.1f} |"
                   for k, v in r["rows"].items()]
-    else:
-        lines += ["", "Reranker: not in the table. `rag train --reranker` (3 mined negatives a pair, 3,304 rows, binary "
-                  "cross-entropy, lr 5e-5) did not learn within the session's CPU time: after half an epoch (52 steps) the "
-                  "loss was still at its starting value (1.04) and the trainer's dev evaluation reranked the hybrid's top 30 "
-                  "to nDCG@10 0.33 (hybrid alone 0.75), so the run was stopped (log: one-command/scifact-reranker-attempt.log; "
-                  "a first attempt with 7 negatives and 2 epochs was slower still). A cross-encoder from bi-encoder weights "
-                  "needs far more steps (MS MARCO-scale) than 800 queries give; on this CPU one also costs 2-11 s a query "
-                  "(docs/benchmarks/rerank-latency-busy.log), so the stage stays off by default."]
     path = out.parent / "one-command.md"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -199,7 +202,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("docs/results/one-command"))
     ap.add_argument("--only", nargs="*", choices=sorted(ROWS), default=list(ROWS))
     ap.add_argument("--table-only", action="store_true", help="only rebuild one-command.md from the rows' JSON")
-    ap.add_argument("--rerank-k", default=RERANK_K, help="the reranker row's depths on SciFact test")
     args = ap.parse_args()
     if args.table_only:
         log.info("wrote %s", write_table(args.out))
@@ -207,7 +209,7 @@ def main() -> None:
     args.models.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.only:
-        result = ROWS[name](args.models, args.out, **({"depths": args.rerank_k} if name == "scifact_reranker" else {}))
+        result = ROWS[name](args.models, args.out)
         (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
         log.info("%s: %s", name, result)
     log.info("wrote %s", write_table(args.out))
