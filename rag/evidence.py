@@ -84,6 +84,7 @@ _SPAN_SOURCES = [
     (_WHAT_NOUN, _NAME),
 ]
 _SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPAN_SOURCES]
+_WHO_WHERE = re.compile(r"\b(?:who|whom|whose|where)\b", re.I)
 # a capitalised run is not a name when it starts with a function word ("Though the British") or is a
 # month or weekday ("in May", for a who question)
 _LEAD = re.compile(r"^(?:(?:The|A|An|In|On|At|By|For|From|To|Of|With|As|After|Before|During|Though|Although|While|When|"
@@ -163,7 +164,8 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
         if not q.search(question):
             continue
         name = a.pattern == _NAME
-        noun = re.search(_WHAT_NOUN, question, re.I) if name else None
+        person_or_place = _WHO_WHERE.search(question)  # "which country": "Japanese imports" does answer it
+        noun = q.search(question) if q.pattern == _WHAT_NOUN else None
         head = _stems(noun.group(1)) if noun else set()
         found: list[_Candidate] = []
         for m in a.finditer(sentence):
@@ -175,7 +177,7 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
                     end -= 2
                 if start >= end or not sentence[start].isupper() or _NOT_NAME.match(sentence[start:end]):
                     continue
-                if _DEMONYM.match(sentence[start:end]) and re.match(r"\s+[a-z]", sentence[end:]):
+                if person_or_place and _DEMONYM.match(sentence[start:end]) and re.match(r"\s+[a-z]", sentence[end:]):
                     continue
                 if noun and not head & _stems(sentence[start:end]):
                     continue

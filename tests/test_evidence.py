@@ -88,6 +88,8 @@ def test_the_sentence_that_answers_scores_first():
     # the object of "who did X <verb>" is the name after the verb
     ("Who did Carter send to meet the colonel?", "In May Carter sent Hugh Park north to meet Colonel Ames, the Essex commander.",
      "Hugh Park"),
+    # ... but for "which country" a nationality adjective is the answer (and no name need say "country")
+    ("Which country made the cars that sold best?", "Japanese cars sold best in Ohio that year.", "Japanese"),
     # "what fort": a name that says it is one
     ("In 1760 what fort did the army take?", "In 1760 the Essex army under James Hale took Fort Lyle.", "Fort Lyle"),
     # "where": a place right after the question's verb
