@@ -160,11 +160,12 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     word_starts = [m.start() for m in words_found]
     shared = [i for i, m in enumerate(words_found) if len(m.group(0)) > 3 and m.group(0).lower() not in _FUNCTION_WORDS and
               (m.group(0).lower() in q_words or _stems(m.group(0)) & q_stems)]
+    person_or_place = _WHO_WHERE.search(question)  # "which country": "Japanese imports" does answer it
+    where = "where" in question.lower()
     for q, a in _SPANS:
         if not q.search(question):
             continue
         name = a.pattern == _NAME
-        person_or_place = _WHO_WHERE.search(question)  # "which country": "Japanese imports" does answer it
         noun = q.search(question) if q.pattern == _WHAT_NOUN else None
         head = _stems(noun.group(1)) if noun else set()
         found: list[_Candidate] = []
@@ -187,7 +188,7 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
             i = bisect.bisect_left(word_starts, start)
             j = bisect.bisect_left(word_starts, end) - 1
             close = sum(1.0 / (1 + min(abs(i - s), abs(j - s))) for s in shared if s < i or s > j)
-            if name and "where" in question.lower() and _PLACE_PREPOSITION.search(sentence[max(0, start - 20):start]):
+            if name and where and _PLACE_PREPOSITION.search(sentence[max(0, start - 20):start]):
                 close += 0.5
                 # "slipped away and led the attack on Oswego": a place right after a shared lowercase word
                 close += 0.5 * any(0 < i - s_ <= 4 and words_found[s_].group(0).islower() for s_ in shared)

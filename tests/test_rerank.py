@@ -154,3 +154,29 @@ def test_train_a_reranker_then_eval_and_search_with_it(tmp_path):
     assert ce.score("When should I prune roses?", []).shape == (0,)
     ce.clear()
     assert ce.score("When should I prune roses?", ["Tomatoes need calcium."])[0] == b[1] and ce.pairs_scored == 4
+
+
+@pytest.mark.slow
+def test_the_cached_listwise_loss_gives_the_plain_ones_loss_and_gradients():
+    """The reranker trains with the forward pass in chunks (bounded memory): same loss, same gradients."""
+    import torch
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from rag.encoders.folder import default_model_path
+    from training.reranker import _Listwise
+
+    model = CrossEncoder(default_model_path(), num_labels=1, max_length=64, device="cpu", local_files_only=True)
+    model.eval()  # no dropout: the two passes see the same network
+    inputs = [["when to prune roses", "how often to water a snake plant"],
+              ["Prune roses in late winter.", "Water it once a month in winter."],
+              ["Tomatoes need calcium.", "Roses like sun."], ["Snake plants tolerate shade.", "Prune in winter."]]
+    grads = []
+    for chunk in (None, 3):  # 8 pairs: all at once, then 3 + 3 + 2
+        model.zero_grad()
+        loss = _Listwise(model, chunk)(inputs, None)
+        loss.backward()
+        grads.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (plain, g_plain), (cached, g_cached) = grads
+    assert plain == pytest.approx(cached, rel=1e-5) and plain > 0
+    assert len(g_plain) == len(g_cached) > 0
+    assert all(torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(g_plain, g_cached, strict=True))

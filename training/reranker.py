@@ -55,6 +55,8 @@ class RerankTrainSettings:
     negatives: int = 3  # mined per pair
     epochs: float = 3.0
     batch_size: int = 16  # queries a step, each with its positive and negatives
+    #: (query, passage) pairs a forward pass: the step's gradients are the same, its memory bounded (None: all at once)
+    mini_batch_size: int | None = 16
     learning_rate: float = 2e-4
     head_lr_factor: float = 10.0  # the new head's (and its pooler's) learning rate over the body's
     warmup_ratio: float = 0.1
@@ -145,16 +147,21 @@ def train_reranker(settings: Settings, dataset: Path, output: Path, split: str =
     return report
 
 
-def _Listwise(model):
+def _Listwise(model, mini_batch_size: int | None = None):
     """Softmax cross-entropy over each query's candidates (its positive first, then its mined negatives):
-    sentence-transformers' MultipleNegativesRankingLoss on raw scores, without in-batch negatives."""
-    from sentence_transformers.cross_encoder.losses import MultipleNegativesRankingLoss
+    sentence-transformers' MultipleNegativesRankingLoss on raw scores, without in-batch negatives. With
+    ``mini_batch_size`` the cached variant: the same loss and gradients, with the forward pass in
+    chunks of that many pairs, so activation memory stops growing with the batch (GradCache)."""
+    from sentence_transformers.cross_encoder.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
 
-    class Listwise(MultipleNegativesRankingLoss):
+    base = MultipleNegativesRankingLoss if mini_batch_size is None else CachedMultipleNegativesRankingLoss
+
+    class Listwise(base):  # type: ignore[valid-type, misc]
         def get_in_batch_negatives(self, anchors, candidates):
             return iter(())
 
-    return Listwise(model, num_negatives=None, scale=1.0, activation_fn=None)
+    extra = {} if mini_batch_size is None else {"mini_batch_size": mini_batch_size}
+    return Listwise(model, num_negatives=None, scale=1.0, activation_fn=None, **extra)
 
 
 def _identity():
@@ -207,7 +214,7 @@ def _fit(base: str, output: Path, triplets: list[mining.Triplet], dev_queries: d
         samples.append({"query": dev_queries[qid], "positive": positives, "documents": docs})
     evaluator = CrossEncoderRerankingEvaluator(samples, at_k=10, always_rerank_positives=False, name="dev",
                                                batch_size=64, write_csv=False)
-    loss = _Listwise(model)
+    loss = _Listwise(model, s.mini_batch_size)
     work = output.parent / f".{output.name}.checkpoints"
     eval_steps = max(1, math.ceil(len(rows["query"]) / s.batch_size))  # once an epoch
     args = CrossEncoderTrainingArguments(
