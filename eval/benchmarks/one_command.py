@@ -106,7 +106,7 @@ def scifact_reranker(models: Path, out: Path) -> dict:
         res = evaluate(out / "scifact-rounds-reranked-test.json", [
             "--dataset", str(SCIFACT), *OFF, "--model", str(rounds), "--retrievers", "hybrid", "--tuned-file", str(BASE_TUNED),
             "--reranker", str(model), "--rerank-k", str(report["top_k"])])
-        rows.update({f"fine-tuned {k}": {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
+        rows.update({f"{k} (`--rounds auto` model)": {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
     return {"cost": cost, "chosen": {"top_k": report["top_k"], "weight": report["weight"]},
             "dev": {"hybrid": report["dev_ndcg_hybrid"], "reranked": report["dev_ndcg_reranked"]}, "rows": rows}
 
