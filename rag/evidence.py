@@ -121,10 +121,11 @@ def _stems(text: str) -> set[str]:
     return set(analyze(text))
 
 
-def _doer_and_object_bonus(question: str, sentence: str, words: list[re.Match], found: list[_Candidate]) -> None:
+def _doer_and_object_bonus(question: str, sentence: str, words: list[re.Match], stems: list[set[str]],
+                            found: list[_Candidate]) -> None:
     """+1 closeness (in place) for the doer of "who <verb> ...?" (the last name before the verb,
     skipping an aside between commas just before it: "Gist, acting for Virginia, explored") and for
-    the object of "who did X <verb>?" (the first name after the verb)."""
+    the object of "who did X <verb>?" (the first name after the verb). ``stems``: each word's."""
     if doer := _SUBJECT_WHO.search(question):
         verb, after = _stems(doer.group(1)), False
     elif obj := _OBJECT_WHO.search(question):
@@ -132,7 +133,7 @@ def _doer_and_object_bonus(question: str, sentence: str, words: list[re.Match], 
     else:
         return
     for v, w in enumerate(words):
-        if not _stems(w.group(0)) & verb:
+        if not stems[v] & verb:
             continue
         if after:
             chosen = [f for f in found if f.first > v]
@@ -158,8 +159,9 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     q_stems = _stems(question)
     words_found = list(_WORD.finditer(sentence))
     word_starts = [m.start() for m in words_found]
+    word_stems = [_stems(m.group(0)) for m in words_found]
     shared = [i for i, m in enumerate(words_found) if len(m.group(0)) > 3 and m.group(0).lower() not in _FUNCTION_WORDS and
-              (m.group(0).lower() in q_words or _stems(m.group(0)) & q_stems)]
+              (m.group(0).lower() in q_words or word_stems[i] & q_stems)]
     person_or_place = _WHO_WHERE.search(question)  # "which country": "Japanese imports" does answer it
     where = "where" in question.lower()
     for q, a in _SPANS:
@@ -196,7 +198,7 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
         if not found:
             continue
         if name:
-            _doer_and_object_bonus(question, sentence, words_found, found)
+            _doer_and_object_bonus(question, sentence, words_found, word_stems, found)
         best = max(found, key=lambda f: f.close)
         a_, b_ = best.start, best.end
         while b_ > a_ and sentence[b_ - 1] in " ,.;:":

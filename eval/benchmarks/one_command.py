@@ -89,6 +89,11 @@ def scifact_rounds(models: Path, out: Path) -> dict:
                            "p": dev["current"]["p_value_best_vs_current"], "kept": kept, "queries": dev["tuned_on"]["queries"]}}
 
 
+def _rows(results: dict, suffix: str = "") -> dict[str, dict]:
+    """An eval's rows as nDCG@10 and latencies, each name with ``suffix``."""
+    return {k + suffix: {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in results.items()}
+
+
 def scifact_reranker(models: Path, out: Path) -> dict:
     """Hybrid + rerank at each depth (one file each, so a run cut short keeps the depths done), and the
     fine-tuned model's hybrid (scifact_rounds) reranked at the depth dev chose."""
@@ -100,13 +105,13 @@ def scifact_reranker(models: Path, out: Path) -> dict:
         res = evaluate(out / f"scifact-reranker-test-k{depth}.json", [
             "--dataset", str(SCIFACT), *OFF, "--retrievers", "hybrid", "--tuned-file", str(BASE_TUNED),
             "--reranker", str(model), "--rerank-k", str(depth)])
-        rows.update({k: {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
+        rows.update(_rows(res))
     rounds = models / "scifact-rounds"
     if rounds.is_dir():
         res = evaluate(out / "scifact-rounds-reranked-test.json", [
             "--dataset", str(SCIFACT), *OFF, "--model", str(rounds), "--retrievers", "hybrid", "--tuned-file", str(BASE_TUNED),
             "--reranker", str(model), "--rerank-k", str(report["top_k"])])
-        rows.update({f"{k} (`--rounds auto` model)": {"ndcg@10": v["ndcg@10"], **v["latency_ms"]} for k, v in res.items()})
+        rows.update(_rows(res, " (`--rounds auto` model)"))
     return {"cost": cost, "chosen": {"top_k": report["top_k"], "weight": report["weight"]},
             "dev": {"hybrid": report["dev_ndcg_hybrid"], "reranked": report["dev_ndcg_reranked"]}, "rows": rows}
 

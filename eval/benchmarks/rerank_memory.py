@@ -37,7 +37,7 @@ def one(steps: int, chunk: int | None, queries: int = 16, negatives: int = 3) ->
 
     s = RerankTrainSettings()
     ds = load_dataset(SCIFACT, "train")
-    texts = [d["text"] for d in map(json.loads, (SCIFACT / "corpus.jsonl").open())]
+    texts = [d["text"] for d in map(json.loads, ds.corpus.open())]
     rng = random.Random(13)
     qids = sorted(ds.queries)
     model = CrossEncoder(default_model_path(), num_labels=1, max_length=s.max_length, device="cpu", local_files_only=True)
