@@ -160,7 +160,8 @@ def _generator(spec: GeneratorSpec) -> Generator:
     elif spec.backend == "ctranslate2":
         from rag.generators.ct2 import CT2Generator
 
-        gen = CT2Generator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.cache_dir, spec.threads, spec.compute_type)
+        gen = CT2Generator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.cache_dir, spec.threads, spec.compute_type,
+                           spec.replicas)
     else:
         from rag.generators.local import LocalGenerator
 

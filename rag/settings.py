@@ -110,6 +110,7 @@ class GeneratorSettings(BaseModel):
     compute_type: str = Field("auto", description="ctranslate2: int8 | int8_float16 | float16 | float32 | auto (int8 on CPU, int8_float16 on CUDA)")
     max_batch: int = Field(8, ge=1, description="local: most requests per generate call")
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
+    replicas: int | None = Field(None, ge=1, description="ctranslate2: batches decoded at once (default: CPU cores up to 4; 1 on CUDA)")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
     timeout_s: float = Field(60.0, gt=0)
@@ -124,7 +125,7 @@ class GeneratorSettings(BaseModel):
         """What the generator is made from (decoding parameters go with each request)."""
         return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
                              self.threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
-                             self.timeout_s, self.retries, self.compute_type)
+                             self.timeout_s, self.retries, self.compute_type, self.replicas)
 
 
 class EvidenceSettings(BaseModel):

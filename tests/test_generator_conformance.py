@@ -110,3 +110,21 @@ def test_transformers_and_ctranslate2_float32_decode_alike_with_a_repetition_pen
         texts.append(gen.generate(MSGS, p).text)
         gen.close()
     assert texts[0] == texts[1] and texts[0].strip()
+
+
+def test_ctranslate2_batches_only_prompts_of_about_the_same_length():
+    """CTranslate2 feeds the prompt tokens past the shortest prompt's one step at a time for the whole
+    batch: a much longer prompt waits for another batch (another replica) instead."""
+    from rag.generators.ct2 import SPREAD_SHARE, CT2Generator
+    from rag.generators.local import _Request
+
+    def req(n: int, **kw) -> _Request:
+        r = _Request("", list(range(n)), GenerationParams(max_tokens=40, **kw))
+        r.tokens_in = n
+        return r
+
+    gen, first = CT2Generator(), req(200)
+    reach = int(SPREAD_SHARE * 40)
+    assert gen._fits(first, req(200 + reach)) and gen._fits(first, req(200 - reach))
+    assert not gen._fits(first, req(200 + reach + 1))
+    assert not gen._fits(first, req(200, temperature=0.7)), "other sampling settings: another batch"

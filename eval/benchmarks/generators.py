@@ -9,8 +9,8 @@ the only passage, in the project's prompt (question before and after the passage
 1. One request at a time, each decoding exactly --max-tokens tokens, for every --threads count:
    decode tokens/s (tokens after the first over the time after the first), first-token latency,
    whole-request seconds, over the first --speed prompts, greedy;
-2. four concurrent requests (batched by the backend's worker) vs the same four one after another,
-   the same fixed length;
+2. four concurrent requests (batched by the backend's workers: CTranslate2 runs its default
+   replicas, the CPU cores up to 4) vs the same four one after another, the same fixed length;
 3. greedy agreement over --prompts prompts: the share of identical outputs, and EM / token F1 /
    contains-gold (SQuAD normalisation) of each runtime's answers.
 """
@@ -106,7 +106,7 @@ def main() -> None:
             prompts = [builder.build(q, [passage]).messages for q, passage, _ in items]
             gen.generate(prompts[0], fixed)  # warm-up
             row[f"threads={t}"] = {"single": speed(gen, prompts[: args.speed], fixed),
-                                   "four_concurrent": concurrency(gen, prompts[:4], fixed)}
+                                   "four_concurrent": concurrency(gen, prompts[:4], fixed), "workers": gen.workers}
             if t == threads[0]:
                 texts[name] = [gen.generate(m, p).text.strip() for m in prompts]
                 row["answers"] = {metric.__name__: round(statistics.mean(metric(x, g) for x, g in zip(texts[name], golds, strict=True)), 3)

@@ -31,6 +31,7 @@ class GeneratorSpec:
     timeout_s: float = 60.0
     retries: int = 2
     compute_type: str = "auto"
+    replicas: int | None = None
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,21 @@
 
 The transformers folder (by default the embedded SmolLM2 converted from its GGUF file) is converted
 once into ``CACHE/ct2/<folder>-<weights hash>-<compute type>`` and published atomically. Requests
-are batched and streamed exactly as by the transformers backend (same worker, queue, chat
-template, end tokens, stop sequences and decoding parameters): only the decode loop differs, a
-``generate_batch`` whose per-token callback feeds each request's stream.
+are batched and streamed as by the transformers backend (same queue, chat template, end tokens,
+stop sequences and decoding parameters); the decode loop is a ``generate_batch`` whose per-token
+callback feeds each request's stream. Two differences (measured: docs/benchmarks/generators.json):
+
+- ``replicas`` workers (CTranslate2's ``inter_threads``; default: the CPU cores up to 4, one on
+  CUDA) each decode their own batch at the same time. On CPU a 135M model's matrices are too small
+  to split over threads, so concurrent requests gain more from running side by side.
+- A batch only takes prompts of about the same length: CTranslate2 feeds the prompt tokens past the
+  shortest prompt's one decode step at a time, for the whole batch.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,6 +27,7 @@ from rag.hashing import fingerprint
 
 log = logging.getLogger(__name__)
 COMPUTE_TYPES = ("auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16", "float32")
+SPREAD_SHARE = 0.25  # a batch's prompt lengths may differ by this share of its first request's max_tokens
 
 
 def converted(src: Path, quantization: str, cache_dir: Path) -> Path:
@@ -42,12 +50,13 @@ class CT2Generator(LocalGenerator):
 
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
-        cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, compute_type: str = "auto",
+        cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, compute_type: str = "auto", replicas: int | None = None,
     ) -> None:
         super().__init__(model, device, max_batch, max_wait_ms, False, cache_dir, threads)
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"generator.compute_type {compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
         self._compute_arg = compute_type
+        self._replicas_arg = replicas
 
     def load(self) -> None:
         with self._load_lock:
@@ -63,13 +72,14 @@ class CT2Generator(LocalGenerator):
                 self.device = self._device_arg.split(":")[0]
             self.compute_type = self._compute_arg if self._compute_arg != "auto" else (
                 "int8_float16" if self.device == "cuda" else "int8")
+            self.workers = self._replicas_arg or (1 if self.device == "cuda" else min(4, len(os.sched_getaffinity(0))))
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(src)
                 folder = converted(src, self.compute_type, self.cache_dir)
                 # one thread per op unless told: a 135M model's matrices are too small to split (measured:
                 # 41 tokens/s with 1 thread, 30 with 2 on this 2-core machine)
                 self.model = ctranslate2.Generator(str(folder), device=self.device, compute_type=self.compute_type,
-                                                   intra_threads=self.threads or 1)
+                                                   intra_threads=self.threads or 1, inter_threads=self.workers)
                 config_eos = GenerationConfig.from_pretrained(src).eos_token_id if (src / "generation_config.json").is_file() else None
             except ConfigError:
                 raise
@@ -79,14 +89,15 @@ class CT2Generator(LocalGenerator):
             self.end_tokens = self.tokenizer.convert_ids_to_tokens(sorted(self.eos_ids))
             self.path = src
             self._loaded = True
-            log.info("loaded generator %s with CTranslate2 on %s (%s)", src, self.device, self.compute_type)
+            log.info("loaded generator %s with CTranslate2 on %s (%s, %d replicas)", src, self.device, self.compute_type,
+                     self.workers)
+
+    def _fits(self, first: _Request, r: _Request) -> bool:
+        return super()._fits(first, r) and abs(r.tokens_in - first.tokens_in) <= SPREAD_SHARE * first.params.max_tokens
 
     def _run(self, batch: list[_Request]) -> None:
         p = batch[0].params
-        prompts = [self.tokenizer.convert_ids_to_tokens(self.tokenizer(r.prompt, add_special_tokens=False)["input_ids"])
-                   for r in batch]
-        for r, tokens in zip(batch, prompts, strict=True):
-            r.tokens_in = len(tokens)
+        prompts = [self.tokenizer.convert_ids_to_tokens(r.prompt_ids) for r in batch]
 
         def on_token(step) -> bool:
             r = batch[step.batch_id]

