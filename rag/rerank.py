@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from rag.encoders.folder import cores
+from rag.cpu import cores
 from rag.errors import ConfigError
 from rag.fusion import Normalization, normalize
 from rag.types import ScoredId

@@ -196,7 +196,8 @@ class Settings(BaseSettings):
     progress: bool = True
     log_level: str = "INFO"
     access_log: bool = Field(False, description="uvicorn's line per request (~0.35 ms each); /metrics counts requests either way")
-    search_threads: int = Field(4, ge=1, le=256, description="threads running /v1/search requests (more wait their turn)")
+    search_threads: int | None = Field(None, ge=1, le=256, description="threads running /v1/search requests, more wait "
+                                       "their turn (default: the cores, up to 4)")
     warmup_queries: int = Field(60, ge=0, le=10_000, description="searches run at start-up before /readyz says ready (0: none)")
     chunking: ChunkingSettings = ChunkingSettings()
     encoder: EncoderSettings = EncoderSettings()

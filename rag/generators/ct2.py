@@ -16,11 +16,11 @@ callback feeds each request's stream. Two differences (measured: docs/benchmarks
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
 from rag.cache import DEFAULT_CACHE, build_once
+from rag.cpu import cores
 from rag.errors import ConfigError
 from rag.generators.local import _DONE, LocalGenerator, _as_list, _Request, default_model_dir
 from rag.hashing import fingerprint
@@ -72,7 +72,7 @@ class CT2Generator(LocalGenerator):
                 self.device = self._device_arg.split(":")[0]
             self.compute_type = self._compute_arg if self._compute_arg != "auto" else (
                 "int8_float16" if self.device == "cuda" else "int8")
-            self.workers = self._replicas_arg or (1 if self.device == "cuda" else min(4, len(os.sched_getaffinity(0))))
+            self.workers = self._replicas_arg or (1 if self.device == "cuda" else min(4, cores()))
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(src)
                 folder = converted(src, self.compute_type, self.cache_dir)
