@@ -67,7 +67,7 @@ def main() -> None:
     ap.add_argument("--dev-sample", type=int, help="at most this many dev questions (default: all; fewer for a smoke run)")
     ap.add_argument("--output", type=Path, default=Path("docs/results/answer-modes-squad.json"))
     ap.add_argument("--only", nargs="+", choices=sorted({_first_word(r[0]) for r in ROWS}),
-                    help="re-run these rows (by first word); the others are kept from --output")
+                    help="re-run these rows (by first word); the others are kept from --output if it exists")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings({"progress": False})
@@ -82,12 +82,14 @@ def main() -> None:
     done = journal.load()
     if not done:
         journal.start()
-        if args.only:  # the rows not asked for, from the last full run
+        if args.only and args.output.exists():  # the rows not asked for, from the last full run
             for c in json.loads(args.output.read_text())["configs"]:
                 if _first_word(c["row"]) not in args.only:
                     done[(c["row"], c["part"])] = c
                     journal.append(c)
     for name, answer, row_parts in ROWS:
+        if args.only and _first_word(name) not in args.only:
+            continue
         row_settings = settings.model_copy(update={"answer": type(settings.answer).model_validate({**settings.answer.model_dump(), **answer})})
         answerer = make_answerer(row_settings,
                                  searcher=searcher, generator=generator)
@@ -98,8 +100,9 @@ def main() -> None:
             c = evaluate_config(answerer, replace(ds, queries=split[part]), gold, True, settings.answer.max_passages, progress=True)
             done[(name, part)] = c = {"row": name, "part": part, **c}
             journal.append(c)
-    configs = [done[(name, part)] for name, _, row_parts in ROWS for part in row_parts]
-    report = {"dataset": str(args.dataset), "generator": "local:SmolLM2-135M-Instruct", "test_sample": args.test_sample,
+    configs = [done[(name, part)] for name, _, row_parts in ROWS for part in row_parts if (name, part) in done]
+    generator_name = f"{settings.generator.backend.value}:{settings.generator.model or 'SmolLM2-135M-Instruct'}"
+    report = {"dataset": str(args.dataset), "generator": generator_name, "test_sample": args.test_sample,
               "parts": {p: len(q) for p, q in split.items()}, "configs": configs}
     write_with_table(report, args.output, markdown(report))
     journal.path.unlink(missing_ok=True)
