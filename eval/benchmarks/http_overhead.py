@@ -10,7 +10,8 @@ settings:
    the same with ``--work-ms`` of computing in the pool thread per request, standing in for a search
    (overhead = latency minus that time: the cost of waking the idle event loop and client);
 2. ``stub``: the whole service app, its searcher answering every query with one result computed at
-   start-up (the HTTP layer's own cost: middleware, auth, routing, validation, serialisation);
+   start-up (``service.fake_server:fixed_search_app``, started by name: eval does not import the
+   service): the HTTP layer's own cost (middleware, auth, routing, validation, serialisation);
 3. ``real``: the whole service with real searches; overhead = client-observed latency minus the
    search's own ``timings_ms.total``, as in ``eval.benchmarks.load``.
 
@@ -29,7 +30,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -47,34 +47,6 @@ from eval.stats import pct
 class _Query(BaseModel):
     query: str
     top_k: int = 10
-
-
-class _FixedSearcher:
-    """The real searcher, except that ``search`` returns one result computed at start-up."""
-
-    def __init__(self, real) -> None:
-        self._real = real
-        self._result = replace(real.search("what causes cancer", k=10), timings_ms={"total": 0.0})  # no search time
-
-    def search(self, *args, **kwargs):
-        return self._result
-
-    def refresh(self) -> bool:
-        return False
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
-
-
-def stub_app():
-    """uvicorn factory: the service app around :class:`_FixedSearcher`."""
-    from rag.factory import make_searcher
-    from rag.settings import load_settings
-    from service import create_app
-
-    settings = load_settings({})
-    real = make_searcher(settings)
-    return create_app(settings, searcher_factory=lambda: _FixedSearcher(real))
 
 
 def bare_app():
@@ -151,7 +123,7 @@ def main() -> None:
     queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]
     bare = ["eval.benchmarks.http_overhead:bare_app", "--factory"]
     targets = {"bare": (bare, {}), f"bare, {args.work_ms:g} ms of work": (bare, {"BARE_WORK_MS": str(args.work_ms)}),
-               "stub": (["eval.benchmarks.http_overhead:stub_app", "--factory"], {}),
+               "stub": (["service.fake_server:fixed_search_app", "--factory"], {}),
                "real": (["service.app:app_from_env", "--factory"], {})}
     result: dict = {"index": str(args.index), "requests": args.requests, "servers": {}}
     for name, (target, extra) in targets.items():
