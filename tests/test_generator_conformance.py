@@ -128,3 +128,77 @@ def test_ctranslate2_batches_only_prompts_of_about_the_same_length():
     assert gen._fits(first, req(200 + reach)) and gen._fits(first, req(200 - reach))
     assert not gen._fits(first, req(200 + reach + 1))
     assert not gen._fits(first, req(200, temperature=0.7)), "other sampling settings: another batch"
+
+
+def _scripted_generator(workers: int, gate=None):
+    """The in-process worker pool (rag.generators.local) around a scripted decode, no model: each batch
+    first waits at ``gate`` (a Barrier or an Event), then streams each prompt reversed."""
+    from rag.generators.local import LocalGenerator
+
+    class Tok:
+        eos_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(chr(i) for i in ids)
+
+    class Scripted(LocalGenerator):
+        name = "scripted"
+
+        def load(self):
+            self.tokenizer, self.eos_ids, self._loaded = Tok(), {0}, True
+
+        def render(self, messages):
+            return messages[-1]["content"]
+
+        def _run(self, batch):
+            if gate is not None:
+                gate.wait(timeout=5)
+            for r in batch:
+                for tok in [*r.prompt_ids[::-1], 0]:  # then the end token
+                    self._on_token(r, tok, 0.0)
+
+    gen = Scripted(max_batch=1, max_wait_ms=0)
+    gen.workers = workers
+    return gen
+
+
+def test_generator_workers_decode_batches_side_by_side():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    msgs = [[{"role": "user", "content": text}] for text in ("abc", "xyz")]
+    gen = _scripted_generator(workers=2, gate=threading.Barrier(2))
+    with ThreadPoolExecutor(2) as pool:  # each batch waits for the other: one worker alone would time out
+        texts = list(pool.map(lambda m: gen.generate(m, GenerationParams(max_tokens=8)).text, msgs))
+    assert texts == ["cba", "zyx"]
+    gen.close()
+    assert not gen._workers
+
+
+def test_closing_the_generator_fails_requests_that_came_after_it_and_serves_those_before():
+    import threading
+    import time
+
+    from rag.generators.errors import GeneratorError
+
+    gate = threading.Event()
+    gen = _scripted_generator(workers=1, gate=gate)
+    p = GenerationParams(max_tokens=8)
+    running = gen.stream([{"role": "user", "content": "abc"}], p)  # the worker waits at the gate with it
+    queued = gen.stream([{"role": "user", "content": "def"}], p)
+    closer = threading.Thread(target=gen.close)
+    closer.start()
+    for _ in range(500):  # until the stop is queued behind "def"
+        if gen._queue.qsize() == 2:
+            break
+        time.sleep(0.01)
+    late = gen.stream([{"role": "user", "content": "ghi"}], p)
+    gate.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    assert "".join(running) == "cba" and "".join(queued) == "fed"
+    with pytest.raises(GeneratorError, match="closed"):
+        list(late)
