@@ -15,8 +15,8 @@ settings:
 3. ``real``: the whole service with real searches; overhead = client-observed latency minus the
    search's own ``timings_ms.total``, as in ``eval.benchmarks.load``.
 
-The client is ``eval.benchmarks.load.RawConnection`` (raw keep-alive HTTP/1.1); the first fifth of
-each run is a warm-up and not counted.
+The client is ``eval.benchmarks.load.run_level`` at concurrency 1 (raw keep-alive HTTP/1.1); the
+first fifth of each run is a warm-up and not counted.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,9 +38,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from eval.benchmarks import free_port
-from eval.benchmarks.load import RawConnection
+from eval.benchmarks.load import run_level, served_copy
 from eval.report import write_atomic
-from eval.stats import pct
 
 
 class _Query(BaseModel):
@@ -71,22 +69,11 @@ def bare_app():
 
 
 async def _measure(port: int, token: str, queries: list[str], n: int) -> dict:
-    conn = RawConnection(port, {"Authorization": f"Bearer {token}"})
-    latency, overhead = [], []
-    try:
-        for i in range(n):
-            t = time.perf_counter()
-            status, body = await conn.post("/v1/search", {"query": queries[i % len(queries)], "top_k": 10})
-            ms = (time.perf_counter() - t) * 1000
-            if status != 200:
-                raise RuntimeError(f"/v1/search answered {status}: {body[:200]!r}")
-            if i >= n // 5:
-                latency.append(ms)
-                overhead.append(ms - json.loads(body)["timings_ms"]["total"])
-    finally:
-        conn.close()
-    return {"latency_ms": {"p50": pct(latency, 50), "p95": pct(latency, 95)},
-            "overhead_ms": {"p50": pct(overhead, 50), "p95": pct(overhead, 95)}, "response_bytes": len(body)}
+    """``n`` requests one at a time, the first fifth a warm-up (not counted)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    await run_level(port, headers, queries, 1, n // 5, 600)
+    level = await run_level(port, headers, queries, 1, n - n // 5, 600)
+    return {"latency_ms": level["latency_ms"], "overhead_ms": level["http_overhead_ms"], "errors": level["errors"]}
 
 
 def _serve(target: list[str], env: dict[str, str]) -> tuple[subprocess.Popen, int]:
@@ -114,12 +101,7 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("docs/benchmarks/http-overhead.json"))
     ap.add_argument("--workdir", type=Path, default=Path("data/bench-http"), help="where the index is copied to (keys go there)")
     args = ap.parse_args()
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    shutil.copytree(args.index, args.workdir)
-    env = {**os.environ, "RAG_INDEX_DIR": str(args.workdir), "RAG_CHUNKING__ENABLED": "false",
-           "RAG_TUNED_FILE": str(args.tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000"}
-    token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", "read", "--name", "http-overhead"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    env, token = served_copy(args.index, args.workdir, args.tuned_file, "read", {})
     queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]
     bare = ["eval.benchmarks.http_overhead:bare_app", "--factory"]
     targets = {"bare": (bare, {}), f"bare, {args.work_ms:g} ms of work": (bare, {"BARE_WORK_MS": str(args.work_ms)}),

@@ -115,16 +115,24 @@ async def ingest(client, base, headers, docs, batch=100):
     return out
 
 
+def served_copy(index: Path, work: Path, tuned_file: Path, scope: str, extra_env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """``index`` copied to ``work/index`` (the server writes there: keys, documents), the environment a
+    benchmark's server runs with on it (chunking off, the rate limit out of the way, ``extra_env`` on
+    top) and an API key of ``scope`` made in it."""
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(index, work / "index")
+    env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "RAG_CHUNKING__ENABLED": "false",
+           "RAG_TUNED_FILE": str(tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000", **extra_env}
+    token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", scope, "--name", "benchmark"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    return env, token
+
+
 async def main_async(args) -> dict:
     work = Path(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(args.index, work / "index")
-    env = {**os.environ, "RAG_INDEX_DIR": str(work / "index"), "RAG_CHUNKING__ENABLED": "false",
-           "RAG_TUNED_FILE": str(args.tuned_file), "RAG_AUTH__RATE_PER_S": "100000", "RAG_AUTH__BURST": "100000",
-           "RAG_LIMITS__MAX_QUEUED_JOBS_PER_KEY": "16",  # the ingestion sends its 500 documents as 5 jobs at once
-           **dict(kv.split("=", 1) for kv in args.env)}
-    token = subprocess.run([sys.executable, "-m", "service", "keys", "create", "--scope", "write", "--name", "load"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    env, token = served_copy(args.index, work, args.tuned_file, "write", {
+        "RAG_LIMITS__MAX_QUEUED_JOBS_PER_KEY": "16",  # the ingestion sends its 500 documents as 5 jobs at once
+        **dict(kv.split("=", 1) for kv in args.env)})
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "service", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
