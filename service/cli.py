@@ -154,6 +154,9 @@ def ask(
     """Answer a question from the index: streams the answer, then citations, timings and token counts."""
     from rag.factory import make_answerer
 
+    if not question.strip():  # before the models load
+        raise InputError("question is empty")
+    filters = _parse_filters(filter_ or [])
     settings = _settings({
         "index_dir": index_dir, "generator": {"backend": backend, "max_tokens": max_tokens, "temperature": temperature},
         "answer": {"max_passages": k, "contextualize": False if no_contextualize else None, "mode": mode},
@@ -165,7 +168,7 @@ def ask(
         except RagError:
             pass  # the answer below reports it, with the passages that were found
     result, generated = None, False
-    for kind, value in answerer.stream(question, filters=_parse_filters(filter_ or [])):
+    for kind, value in answerer.stream(question, filters=filters):
         if kind == "extractive" and not as_json:
             typer.echo(f"extractive: {value.answer} [{value.number}]  ({value.text})" if value else f"extractive: {NOT_FOUND}")
         elif kind == "token" and not as_json:

@@ -34,6 +34,14 @@ def validation_error(errs: list[dict]) -> JSONResponse:
                                    "fields": errs}}, status_code=422)
 
 
+def _field_error(e: dict) -> dict:
+    """A pydantic/FastAPI error as {field, message}; a body that is not JSON at all is the body's error
+    (FastAPI places it at the character offset, which is no field)."""
+    if e.get("type") == "json_invalid":
+        return {"field": "body", "message": f"not valid JSON ({e.get('ctx', {}).get('error', e['msg'])})"}
+    return {"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+
+
 def response_for(exc: RagError) -> JSONResponse:
     if isinstance(exc, GeneratorError):
         return error(GENERATOR_STATUS[exc.kind], f"generator_{exc.kind}", str(exc))
@@ -69,8 +77,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        return validation_error([{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
-                                 for e in exc.errors()])
+        return validation_error([_field_error(e) for e in exc.errors()])
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):

@@ -36,6 +36,14 @@ def test_strict_bad_record_exits_nonzero_naming_file_and_line(tmp_path):
     assert not (tmp_path / "idx" / "CURRENT").exists()
 
 
+def test_blank_question_and_bad_filter_fail_before_anything_loads(tmp_path):
+    # no index exists there: the input is checked before the index and the models are opened
+    r = rag("ask", "   ", "--index-dir", tmp_path)
+    assert r.returncode == 2 and "question is empty" in r.stderr and "Traceback" not in r.stderr
+    r = rag("ask", "why?", "--filter", "nokeyvalue", "--index-dir", tmp_path)
+    assert r.returncode == 2 and "nokeyvalue" in r.stderr and "no published index" not in r.stderr
+
+
 def test_usage_error_for_unknown_option(tmp_path):
     r = rag("index", SAMPLE, "--no-such-flag")
     assert r.returncode == 2 and "No such option" in r.stderr

@@ -55,7 +55,8 @@ def test_validation_errors_name_the_field(client, body, field):
 
 def test_malformed_json_and_blank_query(client):
     r = client.post("/v1/search", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "error" in r.json()
+    err = r.json()["error"]
+    assert r.status_code == 422 and err["fields"][0]["field"] == "body" and err["message"].startswith("body: not valid JSON (")
     r = client.post("/v1/search", json={"query": "   "})
     assert r.status_code == 400 and r.json()["error"]["message"] == "query is empty"
 
