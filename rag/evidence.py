@@ -16,7 +16,8 @@ a weighted sum of four signals:
 
 The best sentence is the extractive answer, returned before any generation, with its citation; when
 its score is below ``min_score`` the answer says nothing was found instead of guessing. Weights and
-the threshold were chosen on a dev part of squad-dev (``python -m eval.benchmarks.evidence``).
+the threshold were chosen on a dev part of squad-dev (``python -m eval.benchmarks.evidence``), the
+threshold with off-topic questions as well (questions the corpus does not answer).
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ _END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])|\n+"
 _ABBREV = re.compile(r"(?:\b(?:[A-Z]|Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|vs|etc|e\.g|i\.e|approx|No|Fig|Vol|U\.S|U\.K|Inc|Ltd|Co)\.)$")
 
 
+_HOW_MUCH = (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide|hot|cold|warm|heavy|fast|soon)\b|"
+             r"\bwhat (?:\w+ )?(temperature|size|depth|height|distance|length|width|weight|speed|ph|age)\b")
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 # (question pattern, what a sentence that answers it contains)
 _ANSWER_TYPE_SOURCES = [
     (r"\bhow (often|frequently)\b", r"\b(once|twice|every|daily|weekly|monthly|yearly|annually|times? (a|per)|per (day|week|month|year))\b"),
     (r"\b(when|what (year|month|day|date|time|season|century|decade))\b",
      rf"\b(\d{{3,4}}s?|{_MONTHS}|spring|summer|autumn|fall|winter|century|decade|morning|evening|night|before|after|during|until)\b"),
-    (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide)\b|\bwhat (percentage|number|amount)\b",
+    (rf"{_HOW_MUCH}|\bwhat (percentage|number|amount)\b",
      r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|twelve|twenty|hundred|thousand|million|billion|dozen|half)\b"),
     (r"\bwhy\b|\bwhat (causes|caused|leads|led)\b|\bcause of\b", r"\b(because|cause[sd]?|due to|result(s|ed)? (in|from)|leads? to|since|so that)\b"),
     (r"\b(who|whom|whose|where|which (city|country|person|company|team))\b", r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]+"),
@@ -65,6 +68,18 @@ _WHAT_NOUN = (r"\b(?:what|which)\s+(?!(?:is|was|are|were|did|does|do|has|had|hav
               r"kind|type|sort|other|else|happened)\b)([a-z]+)\b")
 _NAME = r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|du|la|le|von|van|der|den|da|di|the|and|&)\s+)*[A-Z][\w'’.-]*)*"
 _SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
+_NUMBER_WORD = (r"(?:(?:twen|thir|for|fif|six|seven|eigh|nine)ty(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|"
+                r"(?:thir|four|fif|six|seven|eigh|nine)teen|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                r"hundred|thousand|dozen|half)")
+# a quantity's unit, kept with its number ("2.5 cm", "45,000 pounds", "seven years") unless the question names it
+_UNIT = (r"(?:\s?(?P<unit>(?-i:°\s?[CF]|degrees?(?: (?:Celsius|Fahrenheit))?|mm|cm|km|m|metres?|meters?|(?:kilo|centi|milli)met(?:re|er)s?|"
+         r"inch(?:es)?|feet|foot|ft|yards?|miles?|mph|acres?|hectares?|square (?:miles|kilomet(?:re|er)s|met(?:re|er)s|feet)|kg|"
+         r"grams?|kilograms?|tonnes?|tons?|pounds?|lbs?|ounces?|oz|seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|"
+         r"centuries|dollars?|euros?|cents?))\b)?")
+_NUMBER = rf"(?:[$£€]?\d[\d,.]*|\b{_NUMBER_WORD}\b)"
+_QUANTITY = (rf"(?:about |around |approximately |roughly |nearly |over |more than |less than |almost )?"
+             rf"{_NUMBER}{_SCALE}(?:\s?(?:[–-]|to|or)\s?{_NUMBER}{_SCALE})?{_UNIT}")
+_YEAR = re.compile(r"^(?:1\d{3}|20\d{2})s?(?:\s?[–-]\s?\d{2,4})?$")  # a year or decade answers "when", not "how many"
 # (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
 # says what kind of thing is asked for; other questions get the whole sentence
 _SPAN_SOURCES = [
@@ -75,9 +90,8 @@ _SPAN_SOURCES = [
      rf"\b(?:(?:early |late |mid-?)?(?:{_MONTHS})(?: \d{{1,2}})?(?:,? \d{{3,4}})?|\d{{1,2}} (?:{_MONTHS})(?: \d{{3,4}})?"
      r"|(?:the )?\d{1,2}(?:st|nd|rd|th)(?: and \d{1,2}(?:st|nd|rd|th))? centur(?:y|ies)|\d{3,4}s?(?:\s?[–-]\s?\d{2,4})?"
      r"|(?:early |late )?(?:spring|summer|autumn|fall|winter))\b"),
-    (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide)\b|\bwhat (percentage|number|amount|proportion)\b",
-     rf"(?:about |around |approximately |roughly |nearly |over |more than |less than |almost )?[$£€]?\d[\d,.]*{_SCALE}"
-     rf"|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|dozen|half){_SCALE}\b"),
+    (rf"{_HOW_MUCH}|\bwhat (percentage|number|amount|proportion)\b",
+     _QUANTITY),
     (r"\b(who|whom|whose)\b|\bwhich (person|man|woman|king|company|team|group|organization|scientist)\b", _NAME),
     (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
     # "what fort", "which company": a name, best one holding the noun asked for ("Fort Duquesne")
@@ -154,7 +168,8 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     sit: the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the doer in
     a "who <verb>" question (the last name before that verb) and for a place after a preposition in a
     "where" question. A nationality used as an adjective ("French forces") is not a name; a "what fort"
-    question takes only a name that says it is one ("Fort Duquesne")."""
+    question takes only a name that says it is one ("Fort Duquesne"). A quantity keeps its range and
+    unit ("2 to 5 cm") unless the question names the unit; a year or decade is no quantity."""
     q_words = {w.lower() for w in _WORD.findall(question)}
     q_stems = _stems(question)
     words_found = list(_WORD.finditer(sentence))
@@ -184,6 +199,8 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
                     continue
                 if noun and not head & _stems(sentence[start:end]):
                     continue
+            if (unit := m.groupdict().get("unit")) and {w.lower() for w in _WORD.findall(unit)} & q_words:
+                end = m.start("unit")  # "how many years": "seven", not "seven years"
             words = {w.lower() for w in _WORD.findall(sentence[start:end])}
             if not words or words <= q_words:
                 continue
@@ -195,6 +212,10 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
                 # "slipped away and led the attack on Oswego": a place right after a shared lowercase word
                 close += 0.5 * any(0 < i - s_ <= 4 and words_found[s_].group(0).islower() for s_ in shared)
             found.append(_Candidate(close, start, end, i, j))
+        if a.pattern == _QUANTITY:
+            # not a year, and not a number word inside a name ("the Seven Years' War")
+            found = [f for f in found if not _YEAR.match(sentence[f.start:f.end].rstrip(" ,.;:"))
+                     and not (f.start and sentence[f.start].isupper())]
         if not found:
             continue
         if name:
@@ -226,8 +247,8 @@ def grounded_span(text: str, sentence: str, min_f1: float = 0.9) -> tuple[int, i
     # (start, end, normalised words, may begin or end the span: not bare punctuation)
     words = [(m.start(), m.end(), _norm_words(m.group(0)), any(c.isalnum() for c in m.group(0)))
              for m in re.finditer(r"\S+", sentence)]
-    size = sum(want.values())
-    best = None
+    size, n_words = sum(want.values()), len(text.split())
+    best: tuple[tuple[float, int], int, int] | None = None
     for i in range(len(words)):
         got: Counter[str] = Counter()
         for j in range(i, min(len(words), i + size + 4)):
@@ -236,9 +257,11 @@ def grounded_span(text: str, sentence: str, min_f1: float = 0.9) -> tuple[int, i
             if common and words[i][3] and words[j][3]:
                 p, r = common / sum(got.values()), common / size
                 f1 = 2 * p * r / (p + r)
-                if best is None or f1 > best[0]:
-                    best = (f1, words[i][0], words[j][1])
-    if best is None or best[0] < min_f1:
+                # of equals, the one with as many words as the copy ("soil lacks", not "the soil lacks")
+                key = (f1, -abs(j - i + 1 - n_words))
+                if best is None or key > best[0]:
+                    best = (key, words[i][0], words[j][1])
+    if best is None or best[0][0] < min_f1:
         return None
     a, b = best[1], best[2]
     while b > a and sentence[b - 1] in " ,.;:!?)\"'”’":
@@ -254,11 +277,12 @@ class EvidenceWeights:
 
     dense: float = 1.0
     bm25: float = 0.0
-    overlap: float = 0.5
+    overlap: float = 0.0
     rank: float = 0.25
     answer_type: float = 0.25
-    min_score: float = 1.14  # below it, the extractive answer abstains
-    title_overlap: float = 0.5
+    #: below it, the extractive answer abstains: chosen with off-topic questions (84-100 % of them abstained on)
+    min_score: float = 1.0888
+    title_overlap: float = 1.0
 
     def vector(self) -> np.ndarray:
         return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type, self.title_overlap])

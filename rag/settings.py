@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from rag.bm25.base import BM25Backend
 from rag.cache import DEFAULT_CACHE
+from rag.evidence import EvidenceWeights
 from rag.generators.base import GeneratorSpec
 from rag.milvus import MilvusSettings
 from rag.prompts import PassageOrder
@@ -128,17 +129,20 @@ class GeneratorSettings(BaseModel):
                              self.timeout_s, self.retries, self.compute_type, self.replicas)
 
 
+_EVIDENCE = EvidenceWeights()  # the defaults, in one place
+
+
 class EvidenceSettings(BaseModel):
     """Weights of the evidence-sentence signals and the extractive answer's abstention threshold
     (chosen on a dev part of squad-dev: python -m eval.benchmarks.evidence)."""
 
-    dense: float = 1.0
-    bm25: float = 0.0
-    overlap: float = 0.5
-    rank: float = 0.25
-    answer_type: float = 0.25
-    min_score: float = 1.14
-    title_overlap: float = 0.5
+    dense: float = _EVIDENCE.dense
+    bm25: float = _EVIDENCE.bm25
+    overlap: float = _EVIDENCE.overlap
+    rank: float = _EVIDENCE.rank
+    answer_type: float = _EVIDENCE.answer_type
+    min_score: float = _EVIDENCE.min_score
+    title_overlap: float = _EVIDENCE.title_overlap
 
 
 class AnswerSettings(BaseModel):
