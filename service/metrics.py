@@ -19,6 +19,7 @@ class Metrics:
         self.tokens_per_s = Histogram("rag_generation_tokens_per_second", "decode speed per answer",
                                       buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=self.registry)
         self.tokens = Counter("rag_generation_tokens_total", "tokens generated", registry=self.registry)
+        self.active = 0  # HTTP requests being served now: the middleware counts, on the event loop's thread only
 
     def observe_stages(self, timings_ms: dict[str, float], prefix: str = "") -> None:
         for name, ms in timings_ms.items():

@@ -49,9 +49,11 @@ class LimitsAndMetrics:
                 status = message["status"]
             await send(message)
 
+        self.metrics.active += 1
         try:
             await self.app(scope, receive, send_status)
         finally:
+            self.metrics.active -= 1
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(time.perf_counter() - t)

@@ -266,3 +266,58 @@ def test_documents_upsert_delete_and_jobs(tmp_path):
         store = DocumentStore(f"sqlite:///{d / 'rag.db'}")
         r = IndexReader(d)
         assert store.counts()[1] == len(r.passages) == len(r.bm25) == len(r.dense) == 113 + 2
+
+
+def test_a_lone_search_runs_on_the_event_loop_and_concurrent_ones_on_the_search_threads(tmp_path):
+    """search_inline (off by default): a search with no other request in progress runs where the request is handled (no
+    thread hop); requests that arrive together go to the search threads (as uvicorn hands them over: the
+    body already read, so nothing yields before the route decides); a reranker turns inlining off."""
+    import asyncio
+    import json as json_
+
+    d = tmp_path / "idx"
+    enc = HashEncoder(dim=256)
+    make_job(d, enc).run(open_source(SAMPLE))
+
+    class Where(Searcher):
+        threads: list[str] = []
+
+        def search(self, *args, **kwargs):
+            self.threads.append(threading.current_thread().name)
+            return super().search(*args, **kwargs)
+
+    async def call(app, i):
+        body = json_.dumps({"query": f"water {i}", "mode": "bm25"}).encode()
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/v1/search", "raw_path": b"/v1/search", "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("t", 80)}
+        await app(scope, receive, send)
+        return sent[0]["status"]
+
+    async def run(settings, together):
+        Where.threads = []
+        app = create_app(settings, searcher_factory=lambda: Where(IndexReader(d), enc), generator_factory=EchoGenerator)
+        await call(app, -1)  # the searcher loads on first use
+        Where.threads = []
+        if together:
+            statuses = await asyncio.gather(*(call(app, i) for i in range(4)))
+        else:
+            statuses = [await call(app, i) for i in range(4)]
+        assert statuses == [200] * 4
+        return Where.threads
+
+    base = {"index_dir": d, "auth": {"enabled": False}, "warmup_queries": 0, "search_inline": True}
+    loop_thread = threading.current_thread().name  # the app runs on this test's event loop
+    assert asyncio.run(run(Settings(**base), together=False)) == [loop_thread] * 4
+    assert all(t.startswith("search") for t in asyncio.run(run(Settings(**base), together=True)))
+    assert all(t.startswith("search") for t in asyncio.run(run(Settings(**base, rerank={"model": str(tmp_path)}), together=False)))
+    assert all(t.startswith("search") for t in asyncio.run(run(Settings(**{**base, "search_inline": False}), together=False)))

@@ -8,12 +8,14 @@ settings:
 1. ``bare``: a FastAPI route with a pydantic body, a thread-pool hop and an orjson response of the
    same size as a real one, nothing else (the floor of this framework stack on this machine); then
    the same with ``--work-ms`` of computing in the pool thread per request, standing in for a search
-   (overhead = latency minus that time: the cost of waking the idle event loop and client);
+   (overhead = latency minus that time: the cost of waking the idle event loop and client), in a
+   pool thread and on the event loop itself;
 2. ``stub``: the whole service app, its searcher answering every query with one result computed at
    start-up (``service.fake_server:fixed_search_app``, started by name: eval does not import the
    service): the HTTP layer's own cost (middleware, auth, routing, validation, serialisation);
 3. ``real``: the whole service with real searches; overhead = client-observed latency minus the
-   search's own ``timings_ms.total``, as in ``eval.benchmarks.load``.
+   search's own ``timings_ms.total``, as in ``eval.benchmarks.load``; with the defaults (every
+   search on the search threads) and with ``search_inline`` (a lone search on the event loop).
 
 The client is ``eval.benchmarks.load.run_level`` at concurrency 1 (raw keep-alive HTTP/1.1); the
 first fifth of each run is a warm-up and not counted.
@@ -53,6 +55,7 @@ def bare_app():
     its ``timings_ms.total``."""
     app, pool = FastAPI(), ThreadPoolExecutor(2)
     work_s = float(os.environ.get("BARE_WORK_MS", "0")) / 1000
+    inline = os.environ.get("BARE_INLINE") == "1"  # the work on the event loop itself: no thread hop
     hits = [{"rank": i, "text": "x" * 1500} for i in range(10)]
 
     def work() -> bytes:
@@ -63,7 +66,8 @@ def bare_app():
 
     @app.post("/v1/search")
     async def search(q: _Query) -> Response:
-        return Response(await asyncio.get_running_loop().run_in_executor(pool, work), media_type="application/json")
+        body = work() if inline else await asyncio.get_running_loop().run_in_executor(pool, work)
+        return Response(body, media_type="application/json")
 
     return app
 
@@ -104,9 +108,12 @@ def main() -> None:
     env, token = served_copy(args.index, args.workdir, args.tuned_file, "read", {})
     queries = [json.loads(x)["text"] for x in (args.dataset / "queries.jsonl").read_text().splitlines()]
     bare = ["eval.benchmarks.http_overhead:bare_app", "--factory"]
-    targets = {"bare": (bare, {}), f"bare, {args.work_ms:g} ms of work": (bare, {"BARE_WORK_MS": str(args.work_ms)}),
+    work = {"BARE_WORK_MS": str(args.work_ms)}
+    real = ["service.app:app_from_env", "--factory"]
+    targets = {"bare": (bare, {}), f"bare, {args.work_ms:g} ms of work": (bare, work),
+               f"bare, {args.work_ms:g} ms of work on the event loop": (bare, work | {"BARE_INLINE": "1"}),
                "stub": (["service.fake_server:fixed_search_app", "--factory"], {}),
-               "real": (["service.app:app_from_env", "--factory"], {})}
+               "real": (real, {}), "real, a lone search on the event loop (search_inline=true)": (real, {"RAG_SEARCH_INLINE": "true"})}
     result: dict = {"index": str(args.index), "requests": args.requests, "servers": {}}
     for name, (target, extra) in targets.items():
         server, port = _serve(target, env | extra)
