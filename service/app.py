@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, searcher_factory=None, generato
 
     app.state.warmup = WarmUp(app.state, settings.warmup_queries)
     app.state.search_executor = ThreadPoolExecutor(settings.search_threads or min(4, cores()), thread_name_prefix="search")
-    # a lone search runs on the event loop (no thread hop) unless searches are slow: a reranker reads 50+ pairs
+    # opt-in: a lone search on the event loop (no thread hop); never when searches are slow (a reranker reads 50+ pairs)
     app.state.search_inline = settings.search_inline and not settings.rerank.model
     app.state.jobs = JobRunner(settings, app.state.store, app.state.searcher, job_encoder)
 
