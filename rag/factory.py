@@ -195,9 +195,9 @@ def make_answerer(settings: Settings, searcher=None, generator=None):
     searcher = searcher or make_searcher(settings)
     evidence = EvidenceFinder(searcher.encoder, EvidenceWeights(**a.evidence.model_dump()))
     context = a.context
-    if context == "auto":  # the embedded 135M model cannot read five passages; any model the user names can
-        g = settings.generator
-        context = "sentence" if g.backend.value == "local" and g.model is None else "passages"
+    if context == "auto":  # the embedded 135M model (in-process or on CTranslate2) cannot read five passages;
+        g = settings.generator  # any model the user names can
+        context = "sentence" if g.backend.value in ("local", "ctranslate2") and g.model is None else "passages"
     return Answerer(searcher, generator or make_generator(settings), params_from(settings),
                     a.contextualize, a.order, a.max_passages, a.prompt_budget, evidence, a.mode, a.evidence_sentences,
                     a.extractive_span, context)

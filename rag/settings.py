@@ -107,7 +107,8 @@ class GeneratorSettings(BaseModel):
     api_key: str | None = None
     tokenizer: str | None = Field(None, description="openai: local tokenizer folder for exact prompt budgets")
     device: str = "auto"
-    threads: int | None = Field(None, ge=1, description="local/ctranslate2: intra-op threads (default: the runtime's)")
+    threads: int | None = Field(None, ge=1, description="local/ctranslate2: intra-op threads (default: 1 on CPU, which holds up "
+                                "beside a busy neighbour; ctranslate2 runs one per replica)")
     compute_type: str = Field("auto", description="ctranslate2: int8 | int8_float16 | float16 | float32 | auto (int8 on CPU, int8_float16 on CUDA)")
     max_batch: int = Field(8, ge=1, description="local: most requests per generate call")
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")

@@ -175,7 +175,8 @@ class Recording(EchoGenerator):
         return super().stream(messages, params)
 
 
-@pytest.mark.parametrize("backend, model, context", [("local", None, "sentence"), ("local", "/some/bigger/model", "passages"),
+@pytest.mark.parametrize("backend, model, context", [("local", None, "sentence"), ("ctranslate2", None, "sentence"),
+                                                     ("local", "/some/bigger/model", "passages"),
                                                      ("openai", "llama-3-70b", "passages")])
 def test_large_models_still_read_whole_passages(searcher, backend, model, context):
     """answer.context=auto: only the embedded small model gets evidence sentences; a model served by vLLM

@@ -202,3 +202,25 @@ def test_closing_the_generator_fails_requests_that_came_after_it_and_serves_thos
     assert "".join(running) == "cba" and "".join(queued) == "fed"
     with pytest.raises(GeneratorError, match="closed"):
         list(late)
+
+
+@pytest.mark.slow
+def test_the_local_generator_decodes_with_one_thread_on_cpu_by_default():
+    """generator.threads unset: each decoding pass runs on one intra-op thread on CPU, whatever another
+    torch user in the process set (docs/benchmarks/generator-threads.md)."""
+    import torch
+
+    from rag.generators.local import LocalGenerator
+
+    before = torch.get_num_threads()
+    gen = LocalGenerator()
+    gen.load()
+    seen, real = [], gen.model.generate
+    gen.model.generate = lambda *a, **k: (seen.append(torch.get_num_threads()), real(*a, **k))[1]
+    try:
+        torch.set_num_threads(2)  # as a reranker or the torch encoder might
+        gen.generate([{"role": "user", "content": "Hi"}], GenerationParams(max_tokens=2))
+    finally:
+        gen.close()
+        torch.set_num_threads(before)
+    assert seen == [1]

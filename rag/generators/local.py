@@ -94,6 +94,7 @@ class LocalGenerator(Generator):
         self.static_cache = static_cache
         self.cache_dir = Path(cache_dir)
         self.threads = threads
+        self._threads: int | None = None  # what a pass runs with, set at load (1 on CPU unless ``threads``)
         self.workers = 1  # batches decoded at once (one: torch already uses every intra-op thread)
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._workers: list[threading.Thread] = []
@@ -109,10 +110,11 @@ class LocalGenerator(Generator):
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            if self.threads:
-                torch.set_num_threads(self.threads)
             path = Path(self._model_arg) if self._model_arg else default_model_dir(self.cache_dir)
             self.device = ("cuda" if torch.cuda.is_available() else "cpu") if self._device_arg == "auto" else self._device_arg
+            # on CPU one intra-op thread by default: a second one gained 8 % alone and lost 2.3-2.7x beside a
+            # busy neighbour (docs/benchmarks/generator-threads.md)
+            self._threads = self.threads or (None if self.device.startswith("cuda") else 1)
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -267,6 +269,8 @@ class LocalGenerator(Generator):
             kwargs |= dict(do_sample=True, temperature=p.temperature, top_p=p.top_p)
         else:
             kwargs |= dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self._threads and torch.get_num_threads() != self._threads:  # per pass: other torch users set their own
+            torch.set_num_threads(self._threads)
         with torch.inference_mode():
             self.model.generate(**enc, **kwargs)
         for r in batch:
