@@ -269,11 +269,12 @@ def test_documents_upsert_delete_and_jobs(tmp_path):
 
 
 def test_a_lone_search_runs_on_the_event_loop_and_concurrent_ones_on_the_search_threads(tmp_path):
-    """search_inline (off by default): a search with no other request in progress runs where the request is handled (no
-    thread hop); requests that arrive together go to the search threads (as uvicorn hands them over: the
-    body already read, so nothing yields before the route decides); a reranker turns inlining off."""
+    """search_inline (off by default): a search with no other request in progress runs where the request
+    is handled (no thread hop); requests that arrive together go to the search threads (as uvicorn hands
+    them over: the body already read, so nothing yields before the route decides); a reranker turns
+    inlining off."""
     import asyncio
-    import json as json_
+    import json
 
     d = tmp_path / "idx"
     enc = HashEncoder(dim=256)
@@ -287,7 +288,7 @@ def test_a_lone_search_runs_on_the_event_loop_and_concurrent_ones_on_the_search_
             return super().search(*args, **kwargs)
 
     async def call(app, i):
-        body = json_.dumps({"query": f"water {i}", "mode": "bm25"}).encode()
+        body = json.dumps({"query": f"water {i}", "mode": "bm25"}).encode()
         sent = []
 
         async def receive():

@@ -55,9 +55,10 @@ def off_topic(dataset: Path, split: str, k: int) -> dict[str, list[np.ndarray]]:
         "garden dev questions, squad-dev index": (ds, [garden.queries[q] for q in garden.qrels]),
         "squad-dev dev questions, garden index": (garden, [q for qid, q in ds.queries.items() if is_dev(next(iter(ds.qrels[qid])))]),
     }
+    opened = {corpus.name: open_searcher(corpus, settings) for corpus in (ds, garden)}  # each index and encoder once
     out = {}
     for name, (corpus, questions) in sets.items():
-        searcher = open_searcher(corpus, settings)
+        searcher = opened[corpus.name]
         finder = EvidenceFinder(searcher.encoder)
         out[name] = [finder.features(q, [h.passage for h in searcher.search(q, k=k).hits])[1] for q in tqdm(questions, desc=name)]
     return out

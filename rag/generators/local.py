@@ -93,8 +93,7 @@ class LocalGenerator(Generator):
         self.max_wait = max_wait_ms / 1000
         self.static_cache = static_cache
         self.cache_dir = Path(cache_dir)
-        self.threads = threads
-        self._threads: int | None = None  # what a pass runs with, set at load (1 on CPU unless ``threads``)
+        self.threads = threads  # intra-op threads a pass runs with; None: 1 on CPU (set at load), torch's on CUDA
         self.workers = 1  # batches decoded at once (one: torch already uses every intra-op thread)
         self._queue: queue.Queue[_Request] = queue.Queue()
         self._workers: list[threading.Thread] = []
@@ -114,7 +113,8 @@ class LocalGenerator(Generator):
             self.device = ("cuda" if torch.cuda.is_available() else "cpu") if self._device_arg == "auto" else self._device_arg
             # on CPU one intra-op thread by default: a second one gained 8 % alone and lost 2.3-2.7x beside a
             # busy neighbour (docs/benchmarks/generator-threads.md)
-            self._threads = self.threads or (None if self.device.startswith("cuda") else 1)
+            if self.threads is None and not self.device.startswith("cuda"):
+                self.threads = 1
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
@@ -269,8 +269,8 @@ class LocalGenerator(Generator):
             kwargs |= dict(do_sample=True, temperature=p.temperature, top_p=p.top_p)
         else:
             kwargs |= dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self._threads and torch.get_num_threads() != self._threads:  # per pass: other torch users set their own
-            torch.set_num_threads(self._threads)
+        if self.threads and torch.get_num_threads() != self.threads:  # per pass: other torch users set their own
+            torch.set_num_threads(self.threads)
         with torch.inference_mode():
             self.model.generate(**enc, **kwargs)
         for r in batch:
