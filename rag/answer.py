@@ -50,6 +50,8 @@ class AnswerResult:
     #: part of the sentence), and the generator's own words, if it ran
     answer_evidence: Evidence | None = None
     generated: str | None = None
+    #: how well the passages answer the question at all (see rag.evidence.relevance); None without evidence
+    relevance: float | None = None
 
 
 class Answerer:
@@ -95,8 +97,9 @@ class Answerer:
         if self.evidence is not None or mode == AnswerMode.extractive:
             t = time.perf_counter()
             finder = self.evidence or EvidenceFinder(self.searcher.encoder)
-            result.evidence = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
-            result.extractive = extractive_answer(result.evidence, finder.weights.min_score,
+            findings = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
+            result.evidence, result.relevance = findings.sentences, findings.relevance
+            result.extractive = extractive_answer(findings, finder.weights.min_relevance,
                                                   question if self.extractive_span else None)
             timings["evidence"] = (time.perf_counter() - t) * 1000
             yield "evidence", result.evidence

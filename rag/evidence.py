@@ -14,10 +14,13 @@ a weighted sum of four signals:
   "how often", a date or season for "when", a number for "how many", a cause for "why", a capitalised
   name for "who" and "where"), else 0.
 
-The best sentence is the extractive answer, returned before any generation, with its citation; when
-its score is below ``min_score`` the answer says nothing was found instead of guessing. Weights and
-the threshold were chosen on a dev part of squad-dev (``python -m eval.benchmarks.evidence``), the
-threshold with off-topic questions as well (questions the corpus does not answer).
+The best sentence is the extractive answer, returned before any generation, with its citation. Whether
+the passages answer the question at all is a separate score, the question's *relevance*: the best
+``dense`` of any sentence plus the best ``title_overlap`` of any sentence (a question the documents
+do not cover matches no sentence in meaning and few in words). Below ``min_relevance`` the answer
+says nothing was found instead of guessing. Weights were chosen on a dev part of squad-dev
+(``python -m eval.benchmarks.evidence``), the threshold with off-topic questions as well (questions
+the corpus does not answer).
 """
 
 from __future__ import annotations
@@ -280,12 +283,18 @@ class EvidenceWeights:
     overlap: float = 0.0
     rank: float = 0.25
     answer_type: float = 0.25
-    #: below it, the extractive answer abstains: chosen with off-topic questions (84-100 % of them abstained on)
-    min_score: float = 1.0888
     title_overlap: float = 1.0
+    #: below this relevance the extractive answer abstains: chosen with off-topic questions
+    min_relevance: float = 0.7925
 
     def vector(self) -> np.ndarray:
         return np.array([self.dense, self.bm25, self.overlap, self.rank, self.answer_type, self.title_overlap])
+
+
+def relevance(feats: np.ndarray) -> float:
+    """How well the passages answer the question at all: the best sentence's dense similarity plus the
+    best share of the question's terms in a sentence and its title (-inf without sentences)."""
+    return float(feats[:, 0].max() + feats[:, 5].max()) if len(feats) else -math.inf
 
 
 @dataclass(frozen=True)
@@ -381,24 +390,31 @@ class EvidenceFinder:
     def score(self, feats: np.ndarray, weights: EvidenceWeights | None = None) -> np.ndarray:
         return feats @ (weights or self.weights).vector() if len(feats) else np.zeros(0)
 
-    def find(self, question: str, passages: Sequence[Passage], top: int = 3) -> list[Evidence]:
-        """The ``top`` best sentences, best first."""
+    def find(self, question: str, passages: Sequence[Passage], top: int = 3) -> Findings:
+        """The ``top`` best sentences, best first, and the question's relevance to the passages."""
         sentences, feats = self.features(question, passages)
         scores = self.score(feats)
         order = np.argsort(-scores, kind="stable")[:top]
-        return [_with_score(sentences[i], float(scores[i])) for i in order]
+        return Findings([_with_score(sentences[i], float(scores[i])) for i in order], round(relevance(feats), 4))
+
+
+@dataclass(frozen=True)
+class Findings:
+    sentences: list[Evidence]  # the best sentences, best first
+    relevance: float  # see :func:`relevance`
 
 
 def _with_score(e: Evidence, score: float) -> Evidence:
     return replace(e, score=round(score, 4))
 
 
-def extractive_answer(evidence: Sequence[Evidence], min_score: float, question: str | None = None) -> Evidence | None:
-    """The best sentence, or None (abstain) when there is none or it scores below ``min_score``; with
-    ``question``, also the short span inside it that the question asks for (see :func:`answer_span`)."""
-    if not evidence or evidence[0].score < min_score:
+def extractive_answer(found: Findings, min_relevance: float, question: str | None = None) -> Evidence | None:
+    """The best sentence, or None (abstain) when there is none or the question's relevance is below
+    ``min_relevance``; with ``question``, also the short span inside it that the question asks for
+    (see :func:`answer_span`)."""
+    if not found.sentences or found.relevance < min_relevance:
         return None
-    best = evidence[0]
+    best = found.sentences[0]
     span = answer_span(question, best.text) if question else None
     if span is None:
         return best

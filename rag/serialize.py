@@ -30,6 +30,7 @@ def answer_result_dict(r) -> dict[str, Any]:
         "search": search_result_dict(r.search), "timings_ms": r.timings_ms, "usage": r.usage,
         "error": r.error and {"kind": r.error_kind, "message": r.error},
         "mode": r.mode.value, "extractive": extractive_dict(r.extractive), "evidence": [asdict(e) for e in r.evidence],
+        "relevance": r.relevance,
         "answer_evidence": r.answer_evidence and {**asdict(r.answer_evidence), "answer": r.answer_evidence.answer},
         "generated": r.generated,
     }

@@ -134,16 +134,16 @@ _EVIDENCE = EvidenceWeights()  # the defaults, in one place
 
 
 class EvidenceSettings(BaseModel):
-    """Weights of the evidence-sentence signals and the extractive answer's abstention threshold
-    (chosen on a dev part of squad-dev: python -m eval.benchmarks.evidence)."""
+    """Weights of the evidence-sentence signals and the extractive answer's abstention threshold on the
+    question's relevance (chosen on a dev part of squad-dev: python -m eval.benchmarks.evidence)."""
 
     dense: float = _EVIDENCE.dense
     bm25: float = _EVIDENCE.bm25
     overlap: float = _EVIDENCE.overlap
     rank: float = _EVIDENCE.rank
     answer_type: float = _EVIDENCE.answer_type
-    min_score: float = _EVIDENCE.min_score
     title_overlap: float = _EVIDENCE.title_overlap
+    min_relevance: float = Field(_EVIDENCE.min_relevance, description="below it the extractive answer abstains")
 
 
 class AnswerSettings(BaseModel):

@@ -13,9 +13,11 @@ from rag.evidence import (
     NOT_FOUND,
     EvidenceFinder,
     EvidenceWeights,
+    Findings,
     answer_span,
     extractive_answer,
     grounded_span,
+    relevance,
     sentence_spans,
 )
 from rag.generators.base import Generator
@@ -61,12 +63,14 @@ def test_sentence_spans_are_offsets_into_the_text():
 def test_the_sentence_that_answers_scores_first():
     p = [Passage("a#0", "a", 0, "Snake plant", "The snake plant tolerates low light. Water it once a month in winter. "
                  "Overwatering causes root rot."), Passage("b#0", "b", 0, "Roses", "Prune roses in late winter.")]
-    ev = EvidenceFinder(HashEncoder(dim=256)).find("how often to water a snake plant in winter", p, top=3)
+    found = EvidenceFinder(HashEncoder(dim=256)).find("how often to water a snake plant in winter", p, top=3)
+    ev = found.sentences
     assert ev[0].text == "Water it once a month in winter." and ev[0].passage_id == "a#0" and ev[0].number == 1
     assert p[0].text[ev[0].start:ev[0].end] == ev[0].text
     assert [e.score for e in ev] == sorted((e.score for e in ev), reverse=True)
-    assert extractive_answer(ev, min_score=ev[0].score + 1) is None and extractive_answer(ev, ev[0].score) == ev[0]
-    assert extractive_answer([], 0.0) is None
+    assert extractive_answer(found, min_relevance=found.relevance + 0.01) is None
+    assert extractive_answer(found, found.relevance) == ev[0]
+    assert extractive_answer(Findings([], found.relevance), 0.0) is None
 
 
 @pytest.mark.parametrize("question, sentence, span", [
@@ -110,7 +114,7 @@ def test_answer_span_finds_what_the_question_asks_for(question, sentence, span):
 
 def test_extractive_mode_answers_without_the_generator_and_cites_its_sentence(searcher):
     # the hashing encoder's scores are not on MiniLM's scale: no abstention threshold here
-    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
     a = Answerer(searcher, MustNotGenerate(), evidence=finder, mode=AnswerMode.extractive)
     r = a.answer("How often should I water a snake plant in winter?", k=3)
     assert r.extractive is not None and r.answer == r.extractive.answer and r.extractive.document_id == "garden-001"
@@ -118,7 +122,7 @@ def test_extractive_mode_answers_without_the_generator_and_cites_its_sentence(se
     assert [c.passage_id for c in r.citations] == [r.extractive.passage_id]
     hit_ids = [h.passage.id for h in r.search.hits]
     assert all(e.passage_id in hit_ids for e in r.evidence) and {"evidence", "total"} <= set(r.timings_ms)
-    r = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=99)),
+    r = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=99)),
                  mode=AnswerMode.extractive).answer("snake plant", k=3)
     assert r.extractive is None and r.answer == NOT_FOUND and r.citations == []
 
@@ -133,14 +137,14 @@ def test_both_mode_gives_the_extractive_answer_before_the_first_token(searcher):
 
 def test_answer_api_modes_json_and_sse(index):
     enc = HashEncoder(dim=256)
-    app = create_app(Settings(index_dir=index, auth={"enabled": False}, answer={"evidence": {"min_score": -1e9}}),
+    app = create_app(Settings(index_dir=index, auth={"enabled": False}, answer={"evidence": {"min_relevance": -1e9}}),
                      searcher_factory=lambda: Searcher(IndexReader(index), enc),
                      generator_factory=EchoGenerator)
     with TestClient(app) as c:
         r = c.post("/v1/answer", json={"question": "How often should I water a snake plant in winter?", "mode": "extractive"})
         body = r.json()
         assert r.status_code == 200 and body["mode"] == "extractive" and body["extractive"]["found"]
-        assert body["answer"] == body["extractive"]["answer"] and body["usage"] == {}
+        assert body["answer"] == body["extractive"]["answer"] and body["usage"] == {} and isinstance(body["relevance"], float)
         hits = {h["passage_id"]: h["text"] for h in body["search"]["hits"]}
         for e in body["evidence"]:
             assert hits[e["passage_id"]][e["start"]:e["end"]] == e["text"]
@@ -160,6 +164,9 @@ def test_extractive_answers_with_the_real_encoder(tmp_path, real_encoder):
                       searcher=Searcher(IndexReader(tmp_path), real_encoder), generator=MustNotGenerate())
     r = a.answer("How often should I water a snake plant in winter?")  # the issue's first example
     assert r.answer == "once a month" and r.extractive.document_id == "garden-001" and "once a month in winter" in r.extractive.text
+    on_topic = r.relevance
+    r = a.answer("What is the capital of France?")  # off-topic: the default threshold abstains
+    assert r.answer == NOT_FOUND and r.extractive is None and r.citations == [] and r.relevance < on_topic
     for question in ("What causes blossom end rot?", "When should I prune roses?", "What is the airspeed of a swallow?"):
         r = a.answer(question)
         if r.extractive is None:
@@ -226,8 +233,8 @@ def test_both_mode_with_the_sentence_context_answers_in_the_evidence_words(searc
     """The small model copies words of the best sentence: its copy, matched onto the sentence, is the
     answer (with offsets and the passage cited); words that are not in the sentence are not an answer,
     the sentence is."""
-    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
-    best = finder.find("What causes blossom end rot?", [h.passage for h in searcher.search("What causes blossom end rot?", k=3).hits])[0]
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
+    best = finder.find("What causes blossom end rot?", [h.passage for h in searcher.search("What causes blossom end rot?", k=3).hits]).sentences[0]
     gen = Says(says if not grounded else " ".join(best.text.rstrip(".").split()[-8:]))  # a copy of the sentence's tail
     a = Answerer(searcher, gen, evidence=finder, mode=AnswerMode.both, context="sentence")
     kinds, r = [], None
@@ -246,11 +253,11 @@ def test_both_mode_with_the_sentence_context_answers_in_the_evidence_words(searc
 
 
 def test_both_mode_with_the_sentence_context_needs_no_generator_for_a_typed_question(searcher):
-    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
     a = Answerer(searcher, MustNotGenerate(), evidence=finder, mode=AnswerMode.both, context="sentence")
     r = a.answer("How often should I water a snake plant in winter?", k=3)
     assert r.answer == "once a month" and r.answer_evidence.document_id == "garden-001" and r.generated is None
-    a = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=99)),
+    a = Answerer(searcher, MustNotGenerate(), evidence=EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=99)),
                  mode=AnswerMode.both, context="sentence")
     r = a.answer("What causes blossom end rot?", k=3)  # nothing scores high enough: no answer, no generation
     assert r.answer == NOT_FOUND and r.citations == [] and r.answer_evidence is None
@@ -263,24 +270,27 @@ def test_both_mode_with_the_sentence_context_keeps_the_sentence_when_the_generat
         def stream(self, messages, params):
             raise GeneratorUnavailable("connection refused")
 
-    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_score=float("-inf")))
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
     r = Answerer(searcher, Down(), evidence=finder, mode=AnswerMode.both, context="sentence").answer("What causes blossom end rot?", k=3)
     assert r.error_kind == "unavailable" and r.answer == r.extractive.text and r.citations[0].passage_id == r.extractive.passage_id
 
 
 def test_abstention_threshold_keeps_answered_questions_and_drops_off_topic_ones():
-    """eval.benchmarks.evidence.tune: the threshold is the lowest score that keeps every right dev answer
-    and abstains on every off-topic question here (0.7), not one that also drops right answers (0.8)
-    or answers an off-topic question (0.5)."""
+    """eval.benchmarks.evidence.tune: the threshold on the question's relevance (best dense + best
+    title overlap) is the lowest that keeps every right dev answer and abstains on every off-topic
+    question here (0.7), not one that also drops right answers (0.8) or answers an off-topic one (0.5)."""
     import numpy as np
 
     from eval.benchmarks.evidence import off_topic_abstained, tune
 
-    def feats(dense):  # one sentence, the dense signal only
-        return np.array([[dense, 0, 0, 0, 0, 0]])
+    def feats(dense, title=0.0):  # one sentence: its dense signal and its overlap with the question
+        return np.array([[dense, 0, 0, 0, 0, title]])
 
     dev = [{"feats": feats(s), "labels": np.array([ok])} for s, ok in [(0.9, True), (0.8, True), (0.7, True), (0.45, False)]]
     off = {"far": [feats(s) for s in (0.2, 0.3, 0.5)]}
     w = tune(dev, off)
-    assert w.min_score == 0.7 and off_topic_abstained(off, w) == {"far": 1.0}
-    assert off_topic_abstained(off, EvidenceWeights(min_score=0.4)) == {"far": 0.6667}
+    assert w.min_relevance == 0.7 and off_topic_abstained(off, w) == {"far": 1.0}
+    assert off_topic_abstained(off, EvidenceWeights(min_relevance=0.4)) == {"far": 0.6667}
+    # the relevance takes the best of each signal over all the sentences, wherever they are
+    two = np.array([[0.3, 0, 0, 0, 0, 0.5], [0.6, 0, 0, 0, 0, 0.1]])
+    assert relevance(two) == pytest.approx(1.1) and relevance(np.zeros((0, 6))) == float("-inf")

@@ -29,7 +29,7 @@ def server(tmp_path_factory):
     enc = HashEncoder(dim=256)
     make_job(d, enc, chunk={"enabled": False}).run(open_source(SAMPLE))
     # the hashing encoder's evidence scores are not on MiniLM's scale: no abstention threshold
-    app = create_app(Settings(index_dir=d, auth={"enabled": False}, answer={"evidence": {"min_score": -1e9}}),
+    app = create_app(Settings(index_dir=d, auth={"enabled": False}, answer={"evidence": {"min_relevance": -1e9}}),
                      searcher_factory=lambda: Searcher(IndexReader(d), enc),
                      generator_factory=lambda: EchoGenerator(delay_s=0.05), encoder_factory=lambda: enc)
     with running_server(app) as url:

@@ -25,6 +25,7 @@ import json
 import pickle
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from tqdm import tqdm
 from eval.answers import contains, exact_match, load_answers, token_f1
 from eval.runner import open_searcher
 from rag.datasets import load_dataset
-from rag.evidence import EvidenceFinder, EvidenceWeights, answer_span
+from rag.evidence import EvidenceFinder, EvidenceWeights, answer_span, relevance
 from rag.settings import load_settings
 
 
@@ -94,8 +95,11 @@ def recall(rows, w: EvidenceWeights) -> tuple[float, float]:
     return r1 / len(rows), r3 / len(rows)
 
 
-def evaluate(rows, w: EvidenceWeights) -> dict:
+def evaluate(rows, w: EvidenceWeights, abstain_on=None) -> dict:
+    """The metrics of ``w``; it abstains below ``w.min_relevance`` on ``abstain_on(feats)`` (default:
+    the question's relevance, as the service does)."""
     vec = w.vector()
+    abstain_on = abstain_on or relevance
     r1 = r3 = c = f1 = em = abstain = sc = sf1 = sem = 0.0
     for r in rows:
         if not len(r["feats"]):
@@ -105,7 +109,7 @@ def evaluate(rows, w: EvidenceWeights) -> dict:
         order = np.argsort(-scores, kind="stable")
         r1 += r["labels"][order[0]]
         r3 += r["labels"][order[:3]].max()
-        if scores[order[0]] < w.min_score:
+        if abstain_on(r["feats"]) < w.min_relevance:
             abstain += 1
             continue
         best = r["sentences"][order[0]]
@@ -124,31 +128,38 @@ def evaluate(rows, w: EvidenceWeights) -> dict:
             "abstention": round(abstain / n, 4), "gold_passage_in_top_k": round(sum(r["gold_passage"] for r in rows) / n, 4)}
 
 
-def _top(feats: np.ndarray, vec: np.ndarray) -> float:
-    return float((feats @ vec).max()) if len(feats) else -np.inf
+def off_topic_abstained(off: dict[str, list[np.ndarray]], w: EvidenceWeights, abstain_on=None) -> dict[str, float]:
+    abstain_on = abstain_on or relevance
+    return {name: round(float(np.mean([abstain_on(f) < w.min_relevance for f in rows])), 4) for name, rows in off.items()}
 
 
-def off_topic_abstained(off: dict[str, list[np.ndarray]], w: EvidenceWeights) -> dict[str, float]:
+def threshold(dev, off: dict[str, list[np.ndarray]], w: EvidenceWeights, abstain_on) -> float:
+    """The lowest value of ``abstain_on(feats)`` that maximises (share of dev's right best sentences
+    kept) + (mean share of off-topic questions abstained on) - 1."""
     vec = w.vector()
-    return {name: round(float(np.mean([_top(f, vec) < w.min_score for f in rows])), 4) for name, rows in off.items()}
+    scored = [r for r in dev if len(r["feats"])]
+    top = np.array([abstain_on(r["feats"]) for r in scored])
+    right = np.array([bool(r["labels"][int(np.argmax(r["feats"] @ vec))]) for r in scored])
+    off_tops = [np.array([abstain_on(f) for f in rows]) for rows in off.values()]
+    candidates = np.unique(np.concatenate([top, *off_tops]))
+    candidates = candidates[np.isfinite(candidates)]
+    j = [(right & (top >= t)).sum() / max(right.sum(), 1) + np.mean([(o < t).mean() for o in off_tops]) - 1 for t in candidates]
+    return round(float(candidates[int(np.argmax(j))]), 4)
+
+
+def best_sentence_score(w: EvidenceWeights):
+    """The rule before the relevance score: abstain on the best sentence's own score."""
+    vec = w.vector()
+    return lambda feats: float((feats @ vec).max()) if len(feats) else -np.inf
 
 
 def tune(dev, off: dict[str, list[np.ndarray]]) -> EvidenceWeights:
     """Grid over the weights by dev evidence recall@1 (ties: recall@3), then the abstention threshold
-    that maximises (share of dev's right best sentences kept) + (mean share of off-topic questions
-    abstained on) - 1 (the lowest such threshold)."""
+    on the question's relevance (see :func:`threshold`)."""
     grid = [0.0, 0.25, 0.5, 1.0, 2.0]
-    best = max((EvidenceWeights(1.0, b, o, r, t, -1e9, ot) for b, o, r, t, ot in itertools.product(grid, grid, grid, grid, grid)),
+    best = max((EvidenceWeights(1.0, b, o, r, t, ot) for b, o, r, t, ot in itertools.product(grid, grid, grid, grid, grid)),
                key=lambda w: recall(dev, w))  # the first of equals, as the grid is ordered
-    vec = best.vector()
-    scored = [r for r in dev if len(r["feats"])]
-    top = np.array([_top(r["feats"], vec) for r in scored])
-    right = np.array([bool(r["labels"][int(np.argmax(r["feats"] @ vec))]) for r in scored])
-    off_tops = [np.array([_top(f, vec) for f in rows]) for rows in off.values()]
-    candidates = np.unique(np.concatenate([top, *off_tops]))
-    j = [(right & (top >= t)).sum() / max(right.sum(), 1) + np.mean([(o < t).mean() for o in off_tops]) - 1 for t in candidates]
-    threshold = float(candidates[int(np.argmax(j))])
-    return EvidenceWeights(best.dense, best.bm25, best.overlap, best.rank, best.answer_type, round(threshold, 4), best.title_overlap)
+    return replace(best, min_relevance=threshold(dev, off, best, relevance))
 
 
 def main() -> None:
@@ -169,16 +180,25 @@ def main() -> None:
         cache.write_bytes(pickle.dumps((rows, ms, off)))
     dev, test = [r for r in rows if r["dev"]], [r for r in rows if not r["dev"]]
     tuned = tune(dev, off)
-    singles = {"dense only": EvidenceWeights(1, 0, 0, 0, 0, -1e9), "bm25 only": EvidenceWeights(0, 1, 0, 0, 0, -1e9),
-               "overlap only": EvidenceWeights(0, 0, 1, 0, 0, -1e9), "overlap with the title only": EvidenceWeights(0, 0, 0, 0, 0, -1e9, 1),
-               "first sentence of the best passage": EvidenceWeights(0, 0, 0, 1, 0, -1e9),
-               "untuned weights (1, 0.5, 0.5, 0.25, 0.25)": EvidenceWeights(1, 0.5, 0.5, 0.25, 0.25, -1e9),
-               "tuned on dev, no abstention": EvidenceWeights(**{**tuned.__dict__, "min_score": -1e9}),
+    never = -np.inf
+    singles = {"dense only": EvidenceWeights(1, 0, 0, 0, 0, 0, never), "bm25 only": EvidenceWeights(0, 1, 0, 0, 0, 0, never),
+               "overlap only": EvidenceWeights(0, 0, 1, 0, 0, 0, never), "overlap with the title only": EvidenceWeights(0, 0, 0, 0, 0, 1, never),
+               "first sentence of the best passage": EvidenceWeights(0, 0, 0, 1, 0, 0, never),
+               "untuned weights (1, 0.5, 0.5, 0.25, 0.25)": EvidenceWeights(1, 0.5, 0.5, 0.25, 0.25, 0, never),
+               "tuned on dev, no abstention": replace(tuned, min_relevance=never),
                "tuned on dev, with abstention": tuned}
+    # the rule before: abstain on the best sentence's own score, its threshold chosen the same way
+    old_rule = best_sentence_score(tuned)
+    old = replace(tuned, min_relevance=threshold(dev, off, tuned, old_rule))
+    rows_report = {name: {"dev": evaluate(dev, w), "test": evaluate(test, w)} for name, w in singles.items()}
+    rows_report["tuned on dev, abstaining on the best sentence's score (before)"] = {
+        "dev": evaluate(dev, old, old_rule), "test": evaluate(test, old, old_rule)}
     report = {"dataset": str(args.dataset), "k": args.k, "ms_per_question_search_and_features": round(ms, 1),
               "tuned": tuned.__dict__, "shipped_defaults": EvidenceWeights().__dict__,
-              "off_topic_abstained": {"tuned": off_topic_abstained(off, tuned), "shipped_defaults": off_topic_abstained(off, EvidenceWeights())},
-              "rows": {name: {"dev": evaluate(dev, w), "test": evaluate(test, w)} for name, w in singles.items()}}
+              "best_sentence_score_threshold": old.min_relevance,
+              "off_topic_abstained": {"tuned": off_topic_abstained(off, tuned), "shipped_defaults": off_topic_abstained(off, EvidenceWeights()),
+                                      "best_sentence_score": off_topic_abstained(off, old, old_rule)},
+              "rows": rows_report}
     lines = ["| scorer | part | questions | evidence R@1 | evidence R@3 | sentence: contains / F1 / EM | span: contains / F1 / EM | "
              "abstain | gold passage in top k |",
              "|---|---|---:|---:|---:|---|---|---:|---:|"]
@@ -188,9 +208,10 @@ def main() -> None:
                          f"{m['contains_gold']:.3f} / {m['f1']:.3f} / {m['exact_match']:.3f} | "
                          f"{m['span_contains_gold']:.3f} / {m['span_f1']:.3f} / {m['span_exact_match']:.3f} | "
                          f"{m['abstention']:.3f} | {m['gold_passage_in_top_k']:.3f} |")
-    lines += ["", "Off-topic questions abstained on (tuned / the shipped defaults):", ""]
-    lines += [f"- {name}: {share:.3f} / {report['off_topic_abstained']['shipped_defaults'][name]:.3f} ({len(off[name])} questions)"
-              for name, share in report["off_topic_abstained"]["tuned"].items()]
+    shares = report["off_topic_abstained"]
+    lines += ["", "Off-topic questions abstained on (tuned / the shipped defaults / the best sentence's score, before):", ""]
+    lines += [f"- {name}: {share:.3f} / {shares['shipped_defaults'][name]:.3f} / {shares['best_sentence_score'][name]:.3f}"
+              f" ({len(off[name])} questions)" for name, share in shares["tuned"].items()]
     text = json.dumps(report, indent=2)
     sys.stdout.write("\n".join(lines) + "\n" + f"tuned: {tuned}\n")
     if args.output:
