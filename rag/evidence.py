@@ -47,7 +47,8 @@ _ABBREV = re.compile(r"(?:\b(?:[A-Z]|Mr|Mrs|Ms|Dr|Prof|St|Mt|Jr|Sr|vs|etc|e\.g|i
 
 
 _HOW_MUCH = (r"\bhow (many|much|long|far|old|large|big|tall|high|deep|wide|hot|cold|warm|heavy|fast|soon)\b|"
-             r"\bwhat (?:\w+ )?(temperature|size|depth|height|distance|length|width|weight|speed|ph|age)\b")
+             r"\bwhat (?:\w+ ){0,3}?(temperature|size|depth|height|distance|length|width|weight|speed|ph|age|population|ratio|"
+             r"extent|cost|price)\b")
 _MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
 # (question pattern, what a sentence that answers it contains)
 _ANSWER_TYPE_SOURCES = [
@@ -69,6 +70,8 @@ def answer_type_match(question: str, sentence: str) -> float:
 
 _WHAT_NOUN = (r"\b(?:what|which)\s+(?!(?:is|was|are|were|did|does|do|has|had|have|can|could|would|will|should|may|might|"
               r"kind|type|sort|other|else|happened)\b)([a-z]+)\b")
+# "what was the first battle?", "what was the fort ... named?": a name holding the noun ("Battle of Jumonville Glen")
+_WHAT_IS_NOUN = r"\bwhat\s+(?:is|was|are|were)\s+(?:the\s+)?(?:first\s+|last\s+|main\s+)?([a-z]+)\b"
 _NAME = r"[A-Z][\w'’.-]*(?:\s+(?:(?:of|de|du|la|le|von|van|der|den|da|di|the|and|&)\s+)*[A-Z][\w'’.-]*)*"
 _SCALE = r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred))?"
 _NUMBER_WORD = (r"(?:(?:twen|thir|for|fif|six|seven|eigh|nine)ty(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|"
@@ -99,6 +102,7 @@ _SPAN_SOURCES = [
     (r"\bwhere\b|\bwhich (city|country|state|region|river|place|continent)\b|\bin what (city|country|state|region)\b", _NAME),
     # "what fort", "which company": a name, best one holding the noun asked for ("Fort Duquesne")
     (_WHAT_NOUN, _NAME),
+    (_WHAT_IS_NOUN, _NAME),
 ]
 _SPANS = [(re.compile(q, re.I), re.compile(a, re.I if "A-Z" not in a else 0)) for q, a in _SPAN_SOURCES]
 _WHO_WHERE = re.compile(r"\b(?:who|whom|whose|where)\b", re.I)
@@ -171,8 +175,9 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
     sit: the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the doer in
     a "who <verb>" question (the last name before that verb) and for a place after a preposition in a
     "where" question. A nationality used as an adjective ("French forces") is not a name; a "what fort"
-    question takes only a name that says it is one ("Fort Duquesne"). A quantity keeps its range and
-    unit ("2 to 5 cm") unless the question names the unit; a year or decade is no quantity."""
+    or "what was the first battle" question takes only a name that says it is one ("Fort Duquesne").
+    A quantity ("how many", "what was the ratio / population") keeps its range and unit ("2 to 5 cm")
+    unless the question names the unit; a year or decade is no quantity."""
     q_words = {w.lower() for w in _WORD.findall(question)}
     q_stems = _stems(question)
     words_found = list(_WORD.finditer(sentence))
@@ -186,7 +191,7 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
         if not q.search(question):
             continue
         name = a.pattern == _NAME
-        noun = q.search(question) if q.pattern == _WHAT_NOUN else None
+        noun = q.search(question) if q.pattern in (_WHAT_NOUN, _WHAT_IS_NOUN) else None
         head = _stems(noun.group(1)) if noun else set()
         found: list[_Candidate] = []
         for m in a.finditer(sentence):

@@ -80,6 +80,15 @@ def test_the_sentence_that_answers_scores_first():
     ("Who led the Norman conquest of England?", "The Norman conquest of England was led by William the Conqueror in 1066.",
      "William the Conqueror"),
     ("How many people live in Warsaw?", "Warsaw has a population of about 1.7 million people.", "about 1.7 million"),
+    # "what was the <noun>": a name holding the noun, else the whole sentence
+    ("What was the first battle of the war?", "The dispute erupted into violence in the Battle of Jumonville Glen in May 1754.",
+     "Battle of Jumonville Glen"),
+    ("What was the goal of the congress?", "The goal of the Albany Congress was to formalize a unified front.", None),
+    # a quantity noun a few words after "what" ("what was the ratio", "what was French population")
+    ("What was the ratio of British settlers to French?",
+     "British settlers outnumbered the French 20 to 1 along the eastern coast of the continent.", "20 to 1"),
+    ("What was the French population in North America?",
+     "At the start of the war, the French colonies had a population of roughly 60,000 settlers.", "roughly 60,000"),
     ("Where is the Eiffel tower?", "The Eiffel Tower stands in Paris, France.", "Paris"),
     ("What causes blossom end rot?", "Blossom end rot is caused by a lack of calcium.", None),
     # a nationality used as an adjective is not a "who" answer, a name is
