@@ -83,7 +83,9 @@ _UNIT = (r"(?:\s?(?P<unit>(?-i:°\s?[CF]|degrees?(?: (?:Celsius|Fahrenheit))?|mm
          r"grams?|kilograms?|tonnes?|tons?|pounds?|lbs?|ounces?|oz|seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|"
          r"centuries|dollars?|euros?|cents?))\b)?")
 _NUMBER = rf"(?:[$£€]?\d[\d,.]*|\b{_NUMBER_WORD}\b)"
-_QUANTITY = (rf"(?:about |around |approximately |roughly |nearly |over |more than |less than |almost )?"
+# a bound is kept with its number ("above 10 degrees") unless the question says it ("below what temperature")
+_QUANTITY = (rf"(?P<bound>about |around |approximately |roughly |nearly |over |more than |less than |almost |above |below |under |"
+             rf"at least |at most |up to )?"
              rf"{_NUMBER}{_SCALE}(?:\s?(?:[–-]|to|or)\s?{_NUMBER}{_SCALE})?{_UNIT}")
 _YEAR = re.compile(r"^(?:1\d{3}|20\d{2})s?(?:\s?[–-]\s?\d{2,4})?$")  # a year or decade answers "when", not "how many"
 # (question pattern, span pattern): the short answer inside a sentence, for questions whose wording
@@ -209,6 +211,8 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
                     continue
             if (unit := m.groupdict().get("unit")) and {w.lower() for w in _WORD.findall(unit)} & q_words:
                 end = m.start("unit")  # "how many years": "seven", not "seven years"
+            if (bound := m.groupdict().get("bound")) and {w.lower() for w in _WORD.findall(bound)} & q_words:
+                start = m.end("bound")  # "below what temperature": "10 degrees", not "below 10 degrees"
             words = {w.lower() for w in _WORD.findall(sentence[start:end])}
             if not words or words <= q_words:
                 continue

@@ -84,6 +84,10 @@ def test_the_sentence_that_answers_scores_first():
     ("What was the first battle of the war?", "The dispute erupted into violence in the Battle of Jumonville Glen in May 1754.",
      "Battle of Jumonville Glen"),
     ("What was the goal of the congress?", "The goal of the Albany Congress was to formalize a unified front.", None),
+    # a bound is part of the quantity: "above 10", not "10"
+    ("What night temperature do tomatoes need?", "Tomatoes need night temperatures above 10 degrees Celsius before planting out.",
+     "above 10 degrees Celsius"),
+    ("Below what temperature does basil blacken?", "Basil blackens below 10 degrees Celsius.", "10 degrees Celsius"),
     # a quantity noun a few words after "what" ("what was the ratio", "what was French population")
     ("What was the ratio of British settlers to French?",
      "British settlers outnumbered the French 20 to 1 along the eastern coast of the continent.", "20 to 1"),
