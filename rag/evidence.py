@@ -404,13 +404,14 @@ class EvidenceFinder:
         sentences, feats = self.features(question, passages)
         scores = self.score(feats)
         order = np.argsort(-scores, kind="stable")[:top]
-        return Findings([_with_score(sentences[i], float(scores[i])) for i in order], round(relevance(feats), 4))
+        return Findings([_with_score(sentences[i], float(scores[i])) for i in order],
+                        round(relevance(feats), 4) if sentences else None)
 
 
 @dataclass(frozen=True)
 class Findings:
     sentences: list[Evidence]  # the best sentences, best first
-    relevance: float  # see :func:`relevance`
+    relevance: float | None  # see :func:`relevance`; None without sentences
 
 
 def _with_score(e: Evidence, score: float) -> Evidence:
@@ -421,7 +422,7 @@ def extractive_answer(found: Findings, min_relevance: float, question: str | Non
     """The best sentence, or None (abstain) when there is none or the question's relevance is below
     ``min_relevance``; with ``question``, also the short span inside it that the question asks for
     (see :func:`answer_span`)."""
-    if not found.sentences or found.relevance < min_relevance:
+    if not found.sentences or found.relevance is None or found.relevance < min_relevance:
         return None
     best = found.sentences[0]
     span = answer_span(question, best.text) if question else None

@@ -71,6 +71,8 @@ def test_the_sentence_that_answers_scores_first():
     assert extractive_answer(found, min_relevance=found.relevance + 0.01) is None
     assert extractive_answer(found, found.relevance) == ev[0]
     assert extractive_answer(Findings([], found.relevance), 0.0) is None
+    empty = EvidenceFinder(HashEncoder(dim=256)).find("how often to water", [Passage("c#0", "c", 0, "", "   ")])
+    assert empty == Findings([], None) and extractive_answer(empty, -1e9) is None  # JSON has no -inf: null
 
 
 @pytest.mark.parametrize("question, sentence, span", [
