@@ -114,6 +114,8 @@ class GeneratorSettings(BaseModel):
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
     replicas: int | None = Field(None, ge=1, description="ctranslate2: batches decoded at once (default: CPU cores up to 4; 1 on CUDA)")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
+    prefix_cache: bool = Field(True, description="local: a lone request reuses the KV cache of the prompt start it shares "
+                               "with the requests before it (the copy prompt's examples: 0.9 -> 0.5 s on one CPU thread)")
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)
@@ -127,7 +129,7 @@ class GeneratorSettings(BaseModel):
         """What the generator is made from (decoding parameters go with each request)."""
         return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
                              self.threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
-                             self.timeout_s, self.retries, self.compute_type, self.replicas)
+                             self.timeout_s, self.retries, self.compute_type, self.replicas, self.prefix_cache)
 
 
 _EVIDENCE = EvidenceWeights()  # the defaults, in one place

@@ -224,3 +224,54 @@ def test_the_local_generator_decodes_with_one_thread_on_cpu_by_default():
         gen.close()
         torch.set_num_threads(before)
     assert seen == [1]
+
+
+def test_the_prefix_cache_reuses_a_shared_prompt_start_without_changing_the_output():
+    """rag.generators.local.PrefixCache on a tiny random Llama: the second prompt sharing a start with
+    the first builds the cache; a later one sharing less gets a copy cut to the shared length (the
+    cache itself stays whole); greedy decoding from a copy gives what a full prefill gives."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rag.generators.local import PrefixCache
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    shared = list(range(3, 43))  # 40 tokens every prompt starts with
+    first, second, third = shared + [50, 51], shared + [52, 53, 54], shared[:35] + [60, 61]
+    cache = PrefixCache(min_tokens=32)
+    with torch.inference_mode():
+        assert cache.get(model, first, "cpu") is None and cache.hits == 0  # nothing to share with yet
+        kv = cache.get(model, second, "cpu")
+        assert kv.get_seq_length() == 40 and cache.ids == shared and cache.hits == 1
+        ids = torch.tensor([second])
+        plain = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
+        cached = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, past_key_values=kv)
+        assert torch.equal(plain, cached)
+        cut = cache.get(model, third, "cpu")
+        assert cut.get_seq_length() == 35 and cache.kv.get_seq_length() == 40 and cache.hits == 2
+        assert cache.get(model, [1, 2, 3], "cpu") is None  # shares nothing: no cache, and the old one is kept
+        assert cache.ids == shared
+
+
+@pytest.mark.slow
+def test_the_local_generator_prefix_cache_gives_the_same_answers():
+    """The embedded model on the copy prompt the answers use: the same greedy outputs with and
+    without the cache of the shared few-shot start, and the cache is used."""
+    from rag.generators.local import LocalGenerator
+    from rag.prompts import Context, PromptBuilder
+    from rag.types import Passage
+
+    items = [("Who designed the tower?", "The tower was designed by the architect Stephen Sauvestre for the fair."),
+             ("What causes blossom end rot?", "It is caused by calcium not reaching the fruit, usually because watering is irregular."),
+             ("How often should I water a snake plant?", "Water only when dry, every two weeks in summer and once a month in winter.")]
+    p = GenerationParams(max_tokens=12, stop=("\n",), repetition_penalty=1.1)
+    outs = []
+    for on in (False, True):
+        gen = LocalGenerator(threads=1, prefix_cache=on)
+        gen.load()
+        b = PromptBuilder(gen.count_tokens, gen.render, context=Context.sentence)
+        outs.append([gen.generate(b.build(q, [Passage("a", "a", 0, "t", s)]).messages, p).text for q, s in items])
+        gen.close()
+    assert outs[0] == outs[1] and gen.prefix.hits == 2

@@ -32,6 +32,7 @@ class GeneratorSpec:
     retries: int = 2
     compute_type: str = "auto"
     replicas: int | None = None
+    prefix_cache: bool = True
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class CT2Generator(LocalGenerator):
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
         cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, compute_type: str = "auto", replicas: int | None = None,
     ) -> None:
-        super().__init__(model, device, max_batch, max_wait_ms, False, cache_dir, threads)
+        super().__init__(model, device, max_batch, max_wait_ms, False, cache_dir, threads, prefix_cache=False)
         if compute_type not in COMPUTE_TYPES:
             raise ConfigError(f"generator.compute_type {compute_type!r} is not one of {', '.join(COMPUTE_TYPES)}")
         self._compute_arg = compute_type

