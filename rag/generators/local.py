@@ -313,8 +313,9 @@ class PrefixCache:
             self.last = ids
             if n < self.min_tokens:
                 return None
-            self.kv, self.ids = DynamicCache(), ids[:n]
-            model(torch.tensor([self.ids], device=device), past_key_values=self.kv, use_cache=True)
+            kv = DynamicCache()  # filled before it replaces the old one: a failed pass leaves that intact
+            model(torch.tensor([ids[:n]], device=device), past_key_values=kv, use_cache=True)
+            self.kv, self.ids = kv, ids[:n]
         self.last = ids
         self.hits += 1
         kv = copy.deepcopy(self.kv)
