@@ -1,7 +1,8 @@
 """Warm-up at start-up: load and exercise the store's key lookup, the encoder, BM25 (Lucene's JIT
 warms over a few hundred queries), the dense index and the generator before /readyz says ready, so
-the first user's request costs what the hundredth does. Runs on its own thread; /readyz answers
-503 "warming up" meanwhile."""
+the first user's request costs what the hundredth does. The generator answers twice through the
+answer path (two tokens each), so the fixed start of the prompt the answers use is in its prefix
+cache before anyone asks. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ class WarmUp:
         self.done = threading.Event()
         self.report: dict = {}
         self._thread: threading.Thread | None = None
+        self._question = ""  # words of the index, asked of the answer path
 
     def start(self) -> None:
         if self.queries <= 0:
@@ -41,14 +43,27 @@ class WarmUp:
         except Exception as exc:  # noqa: BLE001 - nothing to warm (no index yet): /readyz says why
             log.warning("warm-up: search skipped: %s", exc)
         try:
-            gen = self._state.generator.get()
-            gen.generate([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=2))
+            self._generate(self._state.generator.get())
             self.report["generator"] = True
         except Exception as exc:  # noqa: BLE001 - search still works without a generator
             log.warning("warm-up: generator skipped: %s", exc)
         self.report["seconds"] = round(time.perf_counter() - t0, 2)
         log.info("warm-up done in %.1f s: %s", self.report["seconds"], self.report)
         self.done.set()
+
+    def _generate(self, gen) -> None:
+        """Twice through the answer path (the second finds the prompt's start the first left), or
+        one bare request when there is no index to answer from."""
+        if self._question:
+            from rag.factory import make_answerer
+
+            answerer = make_answerer(self._state.settings, searcher=self._state.searcher.get(), generator=gen)
+            for _ in range(2):
+                r = answerer.answer(self._question, mode="generative", params=GenerationParams(max_tokens=2))
+                if r.error:
+                    raise RuntimeError(r.error)
+        else:
+            gen.generate([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=2))
 
     def _search(self) -> int:
         """Queries made of the index's own words (each passage's first words), every retriever."""
@@ -57,6 +72,7 @@ class WarmUp:
         step = max(1, len(passages) // self.queries)
         sample = passages.get(passages.ids[::step][: self.queries])
         texts = [" ".join(p.text.split()[:8]) for p in sample.values() if p.text.strip()]
+        self._question = texts[0] if texts else ""
         for i, text in enumerate(texts):  # on the executor requests use, whose threads start on first use
             self._state.search_executor.submit(searcher.search, text, (Mode.hybrid, Mode.bm25, Mode.dense)[i % 3], k=10).result()
         return len(texts)

@@ -78,10 +78,13 @@ def test_readiness_waits_for_the_warm_up_which_exercises_search_and_the_generato
             searched.append(mode)
             return super().search(query, mode, k, filters)
 
+    prompts = []
+
     class SlowToLoad(EchoGenerator):
-        def generate(self, messages, params):
+        def stream(self, messages, params):
             release.wait(10)
-            return super().generate(messages, params)
+            prompts.append(messages)
+            return super().stream(messages, params)
 
     app = create_app(Settings(index_dir=d, auth={"enabled": False}, warmup_queries=9),
                      searcher_factory=lambda: Recording(IndexReader(d), enc), generator_factory=SlowToLoad)
@@ -91,8 +94,9 @@ def test_readiness_waits_for_the_warm_up_which_exercises_search_and_the_generato
         release.set()
         assert app.state.warmup.done.wait(10)
         assert c.get("/readyz").status_code == 200
-    assert len(searched) == 9 and set(searched) == {"hybrid", "bm25", "dense"}
-    assert app.state.warmup.report["generator"] is True
+    # the answer path twice (its prompt's start then sits in the generator's prefix cache), two tokens each
+    assert len(searched) == 9 + 2 and set(searched[:9]) == {"hybrid", "bm25", "dense"} and searched[9:] == [None, None]
+    assert app.state.warmup.report["generator"] is True and len(prompts) == 2 and prompts[0] == prompts[1]
 
 
 def test_no_index_gives_503_not_a_traceback(tmp_path):
