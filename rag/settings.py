@@ -147,6 +147,16 @@ class EvidenceSettings(BaseModel):
     title_overlap: float = _EVIDENCE.title_overlap
     min_relevance: float = Field(_EVIDENCE.min_relevance, description="below it the extractive answer abstains")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_min_score(cls, data: Any) -> Any:
+        """The old threshold was on the best sentence's ranking score, another scale: ignoring it
+        silently would change a user's abstention without a word."""
+        if isinstance(data, dict) and "min_score" in data:
+            raise ValueError("answer.evidence.min_score was replaced by min_relevance, on another scale "
+                             f"(the question's relevance; default {_EVIDENCE.min_relevance}): set that instead")
+        return data
+
 
 class AnswerSettings(BaseModel):
     mode: AnswerMode = Field(AnswerMode.both, description="extractive | generative | both (extractive first)")

@@ -28,6 +28,16 @@ def test_invalid_enum_lists_valid_values(monkeypatch):
         load_settings()
 
 
+def test_the_old_abstention_threshold_is_refused_not_ignored(monkeypatch, tmp_path):
+    """answer.evidence.min_score was on another score's scale: a user who set it is told what replaced it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_ANSWER__EVIDENCE__MIN_SCORE", "1.2")
+    with pytest.raises(ValidationError, match="min_relevance"):
+        load_settings()
+    monkeypatch.delenv("RAG_ANSWER__EVIDENCE__MIN_SCORE")
+    assert load_settings({"answer": {"evidence": {"min_relevance": 0.5}}}).answer.evidence.min_relevance == 0.5
+
+
 def test_tuned_file_sits_below_env_and_cli(monkeypatch, tmp_path):
     import json
 
