@@ -229,36 +229,48 @@ def test_the_local_generator_decodes_with_one_thread_on_cpu_by_default():
 def test_the_prefix_cache_reuses_a_shared_prompt_start_without_changing_the_output():
     """rag.generators.local.PrefixCache on a tiny random Llama: the second prompt sharing a start with
     the first builds the cache; a later one sharing less gets a copy cut to the shared length (the
-    cache itself stays whole); greedy decoding from a copy gives what a full prefill gives."""
+    cache itself stays whole); greedy decoding from a copy gives what a full prefill gives, alone and
+    for a batch whose rows are the cached start, padding, then each prompt's own part."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rag.generators.local import PrefixCache
+    from rag.generators.local import PrefixCache, _after_prefix
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+                                         num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)).eval()
     shared = list(range(3, 43))  # 40 tokens every prompt starts with
     first, second, third = shared + [50, 51], shared + [52, 53, 54], shared[:35] + [60, 61]
+
+    def greedy(ids, **kw):
+        ids = torch.tensor([ids]) if isinstance(ids, list) else ids
+        return model.generate(ids, attention_mask=kw.pop("attention_mask", torch.ones_like(ids)), max_new_tokens=6,
+                              do_sample=False, pad_token_id=0, **kw)[:, -6:].tolist()
+
     cache = PrefixCache(min_tokens=32)
     with torch.inference_mode():
-        assert cache.get(model, first, "cpu") is None and cache.hits == 0  # nothing to share with yet
-        kv = cache.get(model, second, "cpu")
-        assert kv.get_seq_length() == 40 and cache.ids == shared and cache.hits == 1
-        ids = torch.tensor([second])
-        plain = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
-        cached = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False, past_key_values=kv)
-        assert torch.equal(plain, cached)
-        cut = cache.get(model, third, "cpu")
-        assert cut.get_seq_length() == 35 and cache.kv.get_seq_length() == 40 and cache.hits == 2
-        assert cache.get(model, [1, 2, 3], "cpu") is None  # shares nothing: no cache, and the old one is kept
-        assert cache.ids == shared
+        kv, n = cache.get(model, [first], "cpu")  # the first prompt caches all of itself but its last token
+        assert n == 41 and cache.ids == first[:41] and cache.hits == 1
+        assert greedy(first, cache=kv) == greedy(first)
+        kv, n = cache.get(model, [second], "cpu")
+        assert n == 40 and kv.get_seq_length() == 40 and cache.kv.get_seq_length() == 41 and cache.hits == 2
+        assert greedy(second, cache=kv) == greedy(second)
+        kv, n = cache.get(model, [third], "cpu")
+        assert n == 35 and kv.get_seq_length() == 35 and cache.hits == 3
+        kv, n = cache.get(model, [first, second], "cpu")  # a batch: one row each, the prompts' own parts padded
+        enc = _after_prefix([first, second], n, 0, "cpu")
+        assert n == 40 and enc["attention_mask"].tolist()[0] == [1] * 40 + [0] + [1] * 2
+        assert greedy(enc["input_ids"], attention_mask=enc["attention_mask"], cache=kv) == greedy(first) + greedy(second)
+        assert cache.get(model, [[1, 2, 3] * 12], "cpu") == (None, 0)  # shares nothing: no cache, and the old one is kept
+        assert cache.ids == first[:41]
 
 
 @pytest.mark.slow
 def test_the_local_generator_prefix_cache_gives_the_same_answers():
     """The embedded model on the copy prompt the answers use: the same greedy outputs with and
-    without the cache of the shared few-shot start, and the cache is used."""
+    without the cache of the shared few-shot start, one at a time and batched, and the cache is used."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from rag.generators.local import LocalGenerator
     from rag.prompts import Context, PromptBuilder
     from rag.types import Passage
@@ -269,9 +281,13 @@ def test_the_local_generator_prefix_cache_gives_the_same_answers():
     p = GenerationParams(max_tokens=12, stop=("\n",), repetition_penalty=1.1)
     outs = []
     for on in (False, True):
-        gen = LocalGenerator(threads=1, prefix_cache=on)
+        gen = LocalGenerator(threads=1, prefix_cache=on, max_wait_ms=200)
         gen.load()
         b = PromptBuilder(gen.count_tokens, gen.render, context=Context.sentence)
-        outs.append([gen.generate(b.build(q, [Passage("a", "a", 0, "t", s)]).messages, p).text for q, s in items])
+        msgs = [b.build(q, [Passage("a", "a", 0, "t", s)]).messages for q, s in items]
+        outs.append([gen.generate(m, p).text for m in msgs])
+        if on:  # then all three at once: one batch, the cached start copied to each row
+            with ThreadPoolExecutor(3) as pool:
+                outs.append([g.text for g in pool.map(lambda m, gen=gen: gen.generate(m, p), msgs)])
         gen.close()
-    assert outs[0] == outs[1] and gen.prefix.hits == 2
+    assert outs[0] == outs[1] == outs[2] and gen.prefix.hits == 3 + 3

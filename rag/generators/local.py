@@ -256,7 +256,9 @@ class LocalGenerator(Generator):
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         p = batch[0].params
-        enc = self.tokenizer.pad({"input_ids": [r.prompt_ids for r in batch]}, return_tensors="pt").to(self.device)
+        if self.threads and torch.get_num_threads() != self.threads:  # per pass: other torch users set their own
+            torch.set_num_threads(self.threads)
+        prompts = [r.prompt_ids for r in batch]
         streamer = _BatchStreamer(self, batch)
 
         class AllDone(StoppingCriteria):
@@ -266,17 +268,19 @@ class LocalGenerator(Generator):
         kwargs = dict(max_new_tokens=max(r.params.max_tokens for r in batch), streamer=streamer,
                       stopping_criteria=StoppingCriteriaList([AllDone()]), pad_token_id=self.tokenizer.pad_token_id,
                       min_new_tokens=p.min_tokens or None)
-        if p.repetition_penalty != 1.0:
-            kwargs["logits_processor"] = LogitsProcessorList([_AnswerRepetitionPenalty(p.repetition_penalty, enc["input_ids"].shape[1])])
         if p.temperature > 0:
             kwargs |= dict(do_sample=True, temperature=p.temperature, top_p=p.top_p)
         else:
             kwargs |= dict(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self.threads and torch.get_num_threads() != self.threads:  # per pass: other torch users set their own
-            torch.set_num_threads(self.threads)
         with torch.inference_mode():
-            if self.prefix and len(batch) == 1 and not self.static_cache:  # left padding would shift a batch's prompts
-                kwargs["past_key_values"] = self.prefix.get(self.model, batch[0].prompt_ids, self.device)
+            kv, n = self.prefix.get(self.model, prompts, self.device) if self.prefix and not self.static_cache else (None, 0)
+            if kv is None:
+                enc = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
+            else:
+                enc = _after_prefix(prompts, n, self.tokenizer.pad_token_id, self.device)
+                kwargs["cache"] = kv
+            if p.repetition_penalty != 1.0:
+                kwargs["logits_processor"] = LogitsProcessorList([_AnswerRepetitionPenalty(p.repetition_penalty, enc["input_ids"].shape[1])])
             self.model.generate(**enc, **kwargs)
         for r in batch:
             if not r.done:
@@ -285,12 +289,13 @@ class LocalGenerator(Generator):
 
 
 class PrefixCache:
-    """The KV cache of the prompt start that consecutive requests share, computed once. A prompt that
-    starts with the cached tokens gets a copy of it (cut to the shared length), so ``generate``
-    prefills only the rest (the embedded model's copy prompt: 160 of ~200 tokens are two fixed
-    examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output). When a prompt shares
-    less than ``min_tokens`` with the cache but that much with the prompt before it, the cache is
-    rebuilt for that shared start. Used from the generator's one worker thread."""
+    """The KV cache of the prompt start that consecutive requests share, computed once. Prompts that
+    start with the cached tokens get a copy of it (cut to the length they all share, one row per
+    prompt), so ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200
+    tokens are two fixed examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output).
+    When the prompts share less than ``min_tokens`` with the cache but that much with the prompt
+    before them (the first prompt ever: with each other, or all of itself but its last token), the
+    cache is rebuilt for that shared start. Used from the generator's one worker thread."""
 
     def __init__(self, min_tokens: int = 32) -> None:
         self.min_tokens = min_tokens
@@ -299,29 +304,44 @@ class PrefixCache:
         self.last: list[int] = []  # the previous prompt
         self.hits = 0  # requests that reused the cache
 
-    def get(self, model, ids: list[int], device: str):
-        """A copy of the cache for the longest cached start of ``ids`` (at least one token of the
-        prompt left to prefill), or None."""
+    def get(self, model, prompts: list[list[int]], device: str) -> tuple[Any, int]:
+        """(a copy of the cache for the longest cached start of every prompt, one row each, and its
+        length), leaving at least one token of each prompt to prefill; (None, 0) when too short."""
         import copy
 
         import torch
         from transformers import DynamicCache
 
-        n = min(_shared(self.ids, ids), len(ids) - 1)
+        room = min(map(len, prompts)) - 1
+        n = min(room, *(_shared(self.ids, p) for p in prompts))
         if n < self.min_tokens:
-            n = min(_shared(self.last, ids), len(ids) - 1)
-            self.last = ids
+            n = min(room, *(_shared(self.last or prompts[0], p) for p in prompts))
+            self.last = prompts[-1]
             if n < self.min_tokens:
-                return None
+                return None, 0
             kv = DynamicCache()  # filled before it replaces the old one: a failed pass leaves that intact
-            model(torch.tensor([ids[:n]], device=device), past_key_values=kv, use_cache=True)
-            self.kv, self.ids = kv, ids[:n]
-        self.last = ids
-        self.hits += 1
+            model(torch.tensor([prompts[0][:n]], device=device), cache=kv, use_cache=True)
+            self.kv, self.ids = kv, prompts[0][:n]
+        self.last = prompts[-1]
+        self.hits += len(prompts)
         kv = copy.deepcopy(self.kv)
         if n < len(self.ids):
             kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
-        return kv
+        if len(prompts) > 1:
+            kv.batch_repeat_interleave(len(prompts))
+        return kv, n
+
+
+def _after_prefix(prompts: list[list[int]], n: int, pad: int, device: str) -> dict:
+    """``generate`` inputs for prompts whose first ``n`` tokens are cached: each row is the shared start,
+    then padding, then the prompt's own part, so the start sits at the same positions in every row
+    (the mask hides the padding, and positions count only unmasked tokens)."""
+    import torch
+
+    width = max(len(p) for p in prompts) - n
+    ids = [p[:n] + [pad] * (width - len(p) + n) + p[n:] for p in prompts]
+    mask = [[1] * n + [0] * (width - len(p) + n) + [1] * (len(p) - n) for p in prompts]
+    return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
 
 
 def _shared(a: list[int], b: list[int]) -> int:
