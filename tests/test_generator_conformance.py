@@ -227,10 +227,10 @@ def test_the_local_generator_decodes_with_one_thread_on_cpu_by_default():
 
 
 def test_the_prefix_cache_reuses_a_shared_prompt_start_without_changing_the_output():
-    """rag.generators.local.PrefixCache on a tiny random Llama: the second prompt sharing a start with
-    the first builds the cache; a later one sharing less gets a copy cut to the shared length (the
-    cache itself stays whole); greedy decoding from a copy gives what a full prefill gives, alone and
-    for a batch whose rows are the cached start, padding, then each prompt's own part."""
+    """rag.generators.local.PrefixCache on a tiny random Llama: the first prompt fills the cache; later
+    ones sharing less cut it to what they share; greedy decoding from a copy gives what a full prefill
+    gives, alone and for a batch whose rows are the cached start, padding, then each prompt's own part;
+    a prompt sharing nothing gets no cache and leaves it as it was."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -252,17 +252,17 @@ def test_the_prefix_cache_reuses_a_shared_prompt_start_without_changing_the_outp
         kv, n = cache.get(model, [first], "cpu")  # the first prompt caches all of itself but its last token
         assert n == 41 and cache.ids == first[:41] and cache.hits == 1
         assert greedy(first, cache=kv) == greedy(first)
-        kv, n = cache.get(model, [second], "cpu")
-        assert n == 40 and kv.get_seq_length() == 40 and cache.kv.get_seq_length() == 41 and cache.hits == 2
+        kv, n = cache.get(model, [second], "cpu")  # shares 40: the cache shrinks to them
+        assert n == 40 and kv.get_seq_length() == 40 and cache.ids == shared and cache.hits == 2
         assert greedy(second, cache=kv) == greedy(second)
-        kv, n = cache.get(model, [third], "cpu")
-        assert n == 35 and kv.get_seq_length() == 35 and cache.hits == 3
         kv, n = cache.get(model, [first, second], "cpu")  # a batch: one row each, the prompts' own parts padded
         enc = _after_prefix([first, second], n, 0, "cpu")
-        assert n == 40 and enc["attention_mask"].tolist()[0] == [1] * 40 + [0] + [1] * 2
+        assert n == 40 and kv.get_seq_length() == 40 and enc["attention_mask"].tolist()[0] == [1] * 40 + [0] + [1] * 2
         assert greedy(enc["input_ids"], attention_mask=enc["attention_mask"], cache=kv) == greedy(first) + greedy(second)
+        kv, n = cache.get(model, [third], "cpu")
+        assert n == 35 and kv.get_seq_length() == 35 and cache.ids == shared[:35] and cache.hits == 5
         assert cache.get(model, [[1, 2, 3] * 12], "cpu") == (None, 0)  # shares nothing: no cache, and the old one is kept
-        assert cache.ids == first[:41]
+        assert cache.ids == shared[:35]
 
 
 @pytest.mark.slow

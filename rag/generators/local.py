@@ -290,8 +290,8 @@ class LocalGenerator(Generator):
 
 class PrefixCache:
     """The KV cache of the prompt start that consecutive requests share, computed once. Prompts that
-    start with the cached tokens get a copy of it (cut to the length they all share, one row per
-    prompt), so ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200
+    start with the cached tokens get a copy of it (one row per prompt; the cache is first cut to the
+    length they share, so it shrinks to the common start), so ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200
     tokens are two fixed examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output).
     When the prompts share less than ``min_tokens`` with the cache but that much with the prompt
     before them (the first prompt ever: with each other, or all of itself but its last token), the
@@ -324,9 +324,10 @@ class PrefixCache:
             self.kv, self.ids = kv, prompts[0][:n]
         self.last = prompts[-1]
         self.hits += len(prompts)
+        if n < len(self.ids):  # keep only what prompts share: the cache shrinks to the common start
+            self.kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
+            self.ids = self.ids[:n]
         kv = copy.deepcopy(self.kv)
-        if n < len(self.ids):
-            kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
         if len(prompts) > 1:
             kv.batch_repeat_interleave(len(prompts))
         return kv, n
