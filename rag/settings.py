@@ -114,8 +114,8 @@ class GeneratorSettings(BaseModel):
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
     replicas: int | None = Field(None, ge=1, description="ctranslate2: batches decoded at once (default: CPU cores up to 4; 1 on CUDA)")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
-    prefix_cache: bool = Field(True, description="local: a lone request reuses the KV cache of the prompt start it shares "
-                               "with the requests before it (the copy prompt's examples: 0.9 -> 0.5 s on one CPU thread)")
+    prefix_cache: bool = Field(True, description="local: requests reuse the KV cache of the prompt start they share with "
+                               "the requests before them (the copy prompt's examples: 0.9 -> 0.5 s on one CPU thread)")
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
     timeout_s: float = Field(60.0, gt=0)
     retries: int = Field(2, ge=0)

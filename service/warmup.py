@@ -1,8 +1,8 @@
 """Warm-up at start-up: load and exercise the store's key lookup, the encoder, BM25 (Lucene's JIT
 warms over a few hundred queries), the dense index and the generator before /readyz says ready, so
-the first user's request costs what the hundredth does. The generator answers twice through the
-answer path (two tokens each), so the fixed start of the prompt the answers use is in its prefix
-cache before anyone asks. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
+the first user's request costs what the hundredth does. The generator answers once through the
+answer path (two tokens), so the start of the prompt the answers use is in its prefix cache before
+anyone asks. Runs on its own thread; /readyz answers 503 "warming up" meanwhile."""
 
 from __future__ import annotations
 
@@ -52,16 +52,14 @@ class WarmUp:
         self.done.set()
 
     def _generate(self, gen) -> None:
-        """Twice through the answer path (the second finds the prompt's start the first left), or
-        one bare request when there is no index to answer from."""
+        """Once through the answer path, or one bare request when there is no index to answer from."""
         if self._question:
             from rag.factory import make_answerer
 
             answerer = make_answerer(self._state.settings, searcher=self._state.searcher.get(), generator=gen)
-            for _ in range(2):
-                r = answerer.answer(self._question, mode="generative", params=GenerationParams(max_tokens=2))
-                if r.error:
-                    raise RuntimeError(r.error)
+            r = answerer.answer(self._question, mode="generative", params=GenerationParams(max_tokens=2))
+            if r.error:
+                raise RuntimeError(r.error)
         else:
             gen.generate([{"role": "user", "content": "Say OK."}], GenerationParams(max_tokens=2))
 

