@@ -7,6 +7,7 @@ the passages, the error and its kind."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from rag.prompts import Context, PassageOrder, PromptBuilder
 from rag.search import Searcher, SearchResult
 from rag.types import AnswerMode, Passage
 
+log = logging.getLogger(__name__)
 #: most tokens a small model writes from evidence sentences (one short sentence) or copies from one
 SHORT_MAX_TOKENS = {Context.evidence: 48, Context.sentence: 16}
 
@@ -99,9 +101,24 @@ class Answerer:
             finder = self.evidence or EvidenceFinder(self.searcher.encoder)
             findings = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
             result.evidence, result.relevance = findings.sentences, findings.relevance
+            scored: list[float] = []  # time spent scoring spans with the generator
+
+            def likelihood(q: str, e: Evidence, spans: list[str]) -> list[float] | None:
+                t_ = time.perf_counter()
+                try:
+                    return self.generator.score_continuations(self._copy_prompt(q, e, contextualize), spans)
+                except GeneratorError as exc:  # the closest span still answers
+                    log.warning("span scoring failed, choosing by closeness alone: %s", exc)
+                    return None
+                finally:
+                    scored.append((time.perf_counter() - t_) * 1000)
+
             result.extractive = extractive_answer(findings, finder.weights.min_relevance,
-                                                  question if self.extractive_span else None)
+                                                  question if self.extractive_span else None,
+                                                  likelihood, finder.weights.span_likelihood)
             timings["evidence"] = (time.perf_counter() - t) * 1000
+            if scored:
+                timings["evidence.span_likelihood"] = sum(scored)
             yield "evidence", result.evidence
             yield "extractive", result.extractive
         grounded = mode == AnswerMode.both and self.context is Context.sentence
@@ -116,13 +133,9 @@ class Answerer:
             # a small model cannot read five passages: it gets the evidence sentences (or the best
             # one) and a short-answer prompt, and stops at the end of its first line
             chosen = result.evidence[:1] if self.context is Context.sentence else result.evidence
-            context = [Passage(e.passage_id, e.document_id, 0, e.title, e.text, location=e.location) for e in chosen]
+            context = [_as_passage(e) for e in chosen]
             params = replace(params, max_tokens=min(params.max_tokens, SHORT_MAX_TOKENS[self.context]), stop=(*params.stop, "\n"))
-        builder = PromptBuilder(
-            self.generator.count_tokens, self.generator.render,
-            self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget,
-            context=self.context if small else Context.passages,
-        )
+        builder = self._builder(contextualize, self.context if small else Context.passages)
         try:
             prompt = builder.build(question, context)
             result.passages = prompt.passages
@@ -154,6 +167,15 @@ class Answerer:
         result.timings_ms = {k_: round(v, 3) for k_, v in timings.items()}
         yield "result", result
 
+    def _builder(self, contextualize: bool | None, context: Context) -> PromptBuilder:
+        return PromptBuilder(self.generator.count_tokens, self.generator.render,
+                             self.contextualize if contextualize is None else contextualize, self.order, self.prompt_budget,
+                             context=context)
+
+    def _copy_prompt(self, question: str, e: Evidence, contextualize: bool | None) -> list[dict[str, str]]:
+        """The copy-the-words prompt for one sentence (the one the generator gets in context "sentence")."""
+        return self._builder(contextualize, Context.sentence).build(question, [_as_passage(e)]).messages
+
     @staticmethod
     def _finish(result: AnswerResult, answer: Evidence | None, t0: float, timings: dict[str, float]) -> AnswerResult:
         """An answer made of evidence: its words (or NOT_FOUND), cited to its passage."""
@@ -172,6 +194,11 @@ class Answerer:
             if kind == "result":
                 return value
         raise AssertionError("the stream ended without a result")
+
+
+def _as_passage(e: Evidence) -> Passage:
+    """An evidence sentence as a passage of its own (what a small model reads)."""
+    return Passage(e.passage_id, e.document_id, 0, e.title, e.text, location=e.location)
 
 
 def params_from(settings, **overrides) -> GenerationParams:

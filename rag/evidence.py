@@ -29,7 +29,7 @@ import bisect
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -170,16 +170,18 @@ def _doer_and_object_bonus(question: str, sentence: str, words: list[re.Match], 
             max(chosen, key=lambda f: f.last).close += 1.0
 
 
-def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
-    """(start, end) in ``sentence`` of the short answer the question asks for, or None (use the whole
-    sentence). Candidates that repeat the question's own words are skipped; the rest are scored by
-    closeness to the words the sentence shares with the question (by stem, where SQuAD-style answers
-    sit: the sum of 1 / (1 + distance in words) over the shared words), with a bonus for the doer in
-    a "who <verb>" question (the last name before that verb) and for a place after a preposition in a
-    "where" question. A nationality used as an adjective ("French forces") is not a name; a "what fort"
-    or "what was the first battle" question takes only a name that says it is one ("Fort Duquesne").
-    A quantity ("how many", "what was the ratio / population") keeps its range and unit ("2 to 5 cm")
-    unless the question names the unit; a year or decade is no quantity."""
+def span_candidates(question: str, sentence: str) -> list[_Candidate]:
+    """The candidates in ``sentence`` for the short answer the question asks for, each with its closeness;
+    none when the question's wording gives no type (use the whole sentence). The first pattern the
+    question matches that finds any candidate gives them all. Candidates that repeat the question's own
+    words are skipped; the rest are scored by closeness to the words the sentence shares with the
+    question (by stem, where SQuAD-style answers sit: the sum of 1 / (1 + distance in words) over the
+    shared words), with a bonus for the doer in a "who <verb>" question (the last name before that verb)
+    and for a place after a preposition in a "where" question. A nationality used as an adjective
+    ("French forces") is not a name; a "what fort" or "what was the first battle" question takes only a
+    name that says it is one ("Fort Duquesne"). A quantity ("how many", "what was the ratio /
+    population") keeps its range and unit ("2 to 5 cm") unless the question names the unit; a year or
+    decade is no quantity."""
     q_words = {w.lower() for w in _WORD.findall(question)}
     q_stems = _stems(question)
     words_found = list(_WORD.finditer(sentence))
@@ -232,12 +234,20 @@ def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
             continue
         if name:
             _doer_and_object_bonus(question, sentence, words_found, word_stems, found)
-        best = max(found, key=lambda f: f.close)
-        a_, b_ = best.start, best.end
-        while b_ > a_ and sentence[b_ - 1] in " ,.;:":
-            b_ -= 1
-        return a_, b_
-    return None
+        for f in found:
+            while f.end > f.start and sentence[f.end - 1] in " ,.;:":
+                f.end -= 1
+        return found
+    return []
+
+
+def answer_span(question: str, sentence: str) -> tuple[int, int] | None:
+    """(start, end) of the closest candidate (see :func:`span_candidates`), or None."""
+    found = span_candidates(question, sentence)
+    if not found:
+        return None
+    best = max(found, key=lambda f: f.close)
+    return best.start, best.end
 
 
 _PUNCT = re.compile(r"[^\w\s]")
@@ -293,6 +303,9 @@ class EvidenceWeights:
     rank: float = 0.25
     answer_type: float = 0.25
     title_overlap: float = 1.0
+    #: with a generator that can score (the embedded model): a candidate span's closeness plus this
+    #: times the generator's mean token log-probability of it as the answer (0: closeness alone)
+    span_likelihood: float = 0.1
     #: below this relevance the extractive answer abstains: chosen with off-topic questions
     min_relevance: float = 0.7925
 
@@ -418,14 +431,27 @@ def _with_score(e: Evidence, score: float) -> Evidence:
     return replace(e, score=round(score, 4))
 
 
-def extractive_answer(found: Findings, min_relevance: float, question: str | None = None) -> Evidence | None:
+#: how likely the generator finds each span as its answer to the question about a sentence (see
+#: Generator.score_continuations), or None when it cannot say
+SpanLikelihood = Callable[[str, "Evidence", list[str]], "list[float] | None"]
+
+
+def extractive_answer(found: Findings, min_relevance: float, question: str | None = None,
+                      likelihood: SpanLikelihood | None = None, weight: float = 0.0) -> Evidence | None:
     """The best sentence, or None (abstain) when there is none or the question's relevance is below
     ``min_relevance``; with ``question``, also the short span inside it that the question asks for
-    (see :func:`answer_span`)."""
+    (see :func:`span_candidates`). Of two or more candidate spans, with ``likelihood``, the one with the
+    best closeness + ``weight`` x the generator's mean token log-probability of it as the answer."""
     if not found.sentences or found.relevance is None or found.relevance < min_relevance:
         return None
     best = found.sentences[0]
-    span = answer_span(question, best.text) if question else None
-    if span is None:
+    candidates = span_candidates(question, best.text) if question else []
+    if not candidates:
         return best
-    return replace(best, span_start=best.start + span[0], span_end=best.start + span[1])
+    score = [c.close for c in candidates]
+    if likelihood is not None and weight and len(candidates) > 1:
+        lm = likelihood(question or "", best, [best.text[c.start:c.end] for c in candidates])
+        if lm is not None:
+            score = [s_ + weight * x for s_, x in zip(score, lm, strict=True)]
+    chosen = candidates[max(range(len(candidates)), key=score.__getitem__)]
+    return replace(best, span_start=best.start + chosen.start, span_end=best.start + chosen.end)

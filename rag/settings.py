@@ -145,6 +145,10 @@ class EvidenceSettings(BaseModel):
     rank: float = _EVIDENCE.rank
     answer_type: float = _EVIDENCE.answer_type
     title_overlap: float = _EVIDENCE.title_overlap
+    span_likelihood: float = Field(_EVIDENCE.span_likelihood, ge=0,
+                                   description="of two or more candidate spans, their closeness plus this times the "
+                                               "generator's mean token log-probability of each as the answer (backends "
+                                               "local and ctranslate2; others: closeness alone); 0: off")
     min_relevance: float = Field(_EVIDENCE.min_relevance, description="below it the extractive answer abstains")
 
     @model_validator(mode="before")

@@ -11,6 +11,7 @@ from rag.answer import Answerer
 from rag.encoders.hashing import HashEncoder
 from rag.evidence import (
     NOT_FOUND,
+    Evidence,
     EvidenceFinder,
     EvidenceWeights,
     Findings,
@@ -73,6 +74,32 @@ def test_the_sentence_that_answers_scores_first():
     assert extractive_answer(Findings([], found.relevance), 0.0) is None
     empty = EvidenceFinder(HashEncoder(dim=256)).find("how often to water", [Passage("c#0", "c", 0, "", "   ")])
     assert empty == Findings([], None) and extractive_answer(empty, -1e9) is None  # JSON has no -inf: null
+
+
+def test_the_generator_s_likelihood_chooses_among_candidate_spans():
+    """Two or more typed candidates: closeness + weight x the generator's likelihood of each; no
+    likelihood (a backend that cannot score, or weight 0): closeness alone; one candidate: not asked."""
+    s = "Gustave Eiffel built the tower that Stephen Sauvestre designed in Paris."
+    found = Findings([Evidence(1, "a#0", "a", "t", 0, len(s), s, 1.0)], 1.0)
+    q = "Who designed the tower?"
+    asked = []
+
+    def likes(pick):
+        def score(question, e, spans):
+            asked.append((question, e.text, spans))
+            return [0.0 if x == pick else -50.0 for x in spans]
+        return score
+
+    closest = extractive_answer(found, 0.0, q).answer
+    assert closest in ("Gustave Eiffel", "Stephen Sauvestre", "Paris")
+    other = next(x for x in ("Gustave Eiffel", "Stephen Sauvestre") if x != closest)
+    assert extractive_answer(found, 0.0, q, likes(other), 0.1).answer == other
+    assert asked[-1][0] == q and asked[-1][1] == s and other in asked[-1][2] and closest in asked[-1][2]
+    assert extractive_answer(found, 0.0, q, lambda *a: None, 0.1).answer == closest
+    n = len(asked)
+    assert extractive_answer(found, 0.0, q, likes(other), 0.0).answer == closest and len(asked) == n
+    one = Findings([Evidence(1, "a#0", "a", "t", 0, 25, "Eiffel designed the tower.", 1.0)], 1.0)
+    assert extractive_answer(one, 0.0, q, likes("x"), 0.1).answer == "Eiffel" and len(asked) == n
 
 
 @pytest.mark.parametrize("question, sentence, span", [
@@ -276,6 +303,34 @@ def test_both_mode_with_the_sentence_context_needs_no_generator_for_a_typed_ques
                  mode=AnswerMode.both, context="sentence")
     r = a.answer("What causes blossom end rot?", k=3)  # nothing scores high enough: no answer, no generation
     assert r.answer == NOT_FOUND and r.citations == [] and r.answer_evidence is None
+
+
+def test_the_generator_scores_the_typed_spans_without_generating_and_a_failure_leaves_the_closest(searcher):
+    """"How often": the best sentence holds two candidates ("every two to three weeks", "once a
+    month"); the generator scores both on the copy prompt (timed as its own stage) and its choice is
+    the answer; when scoring fails, the closest span still answers."""
+    from rag.generators.errors import GeneratorUnavailable
+
+    class Prefers(MustNotGenerate):
+        def __init__(self, pick=None):
+            super().__init__()
+            self.pick, self.seen = pick, []
+
+        def score_continuations(self, messages, continuations):
+            self.seen.append((messages[-1]["content"], continuations))
+            if self.pick is None:
+                raise GeneratorUnavailable("connection refused")
+            return [0.0 if c == self.pick else -9.0 for c in continuations]
+
+    finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
+    q = "How often should I water a snake plant in winter?"
+    gen = Prefers("every two to three weeks")
+    r = Answerer(searcher, gen, evidence=finder, mode=AnswerMode.both, context="sentence").answer(q, k=3)
+    (prompt, spans), = gen.seen
+    assert set(spans) == {"every two to three weeks", "once a month"} and q in prompt and r.answer_evidence.text in prompt
+    assert r.answer == "every two to three weeks" and "evidence.span_likelihood" in r.timings_ms and r.error is None
+    r = Answerer(searcher, Prefers(None), evidence=finder, mode=AnswerMode.both, context="sentence").answer(q, k=3)
+    assert r.answer == "once a month" and r.error is None
 
 
 def test_both_mode_with_the_sentence_context_keeps_the_sentence_when_the_generator_is_down(searcher):

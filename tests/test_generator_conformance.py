@@ -72,6 +72,53 @@ def test_concurrent_requests_each_get_their_own_answer(generator):
     assert together == alone
 
 
+def test_scoring_continuations_prefers_the_answer_or_says_it_cannot(generator):
+    """In-process backends score each continuation as the answer's start (the same scores again,
+    from the prefix cache on the second call); the others say they cannot (None)."""
+    from rag.prompts import Context, PromptBuilder
+    from rag.types import Passage
+
+    b = PromptBuilder(generator.count_tokens, generator.render, context=Context.sentence)
+    m = b.build("Who designed the tower?", [Passage("a", "a", 0, "t", "The tower, finished in 1889, was designed by "
+                                                                       "the architect Stephen Sauvestre.")]).messages
+    spans = ["1889", "Stephen Sauvestre", "the tower"]
+    got = generator.score_continuations(m, spans)
+    if generator.name in ("echo", "openai"):
+        assert got is None
+        return
+    assert len(got) == 3 and all(x < 0 for x in got)
+    assert max(range(3), key=got.__getitem__) == 1
+    assert generator.score_continuations(m, spans) == pytest.approx(got, abs=1e-4)
+    assert generator.score_continuations(m, []) == []
+
+
+@pytest.mark.slow
+def test_the_local_scores_equal_a_plain_forward_pass():
+    """LocalGenerator.score_continuations (cached prompt start, rows padded on the right) gives the
+    mean log-probabilities one full forward pass over prompt + continuation gives."""
+    import torch
+
+    from rag.generators.local import LocalGenerator
+
+    gen = LocalGenerator(threads=1)
+    gen.load()
+    msgs = [{"role": "user", "content": "Sentence: Water the plant once a month in winter.\nQuestion: How often?"}]
+    spans = ["once a month", "in winter", "Water"]
+    try:
+        gen.score_continuations(msgs, ["x"])  # fills the prefix cache with this prompt
+        got = gen.score_continuations(msgs, spans)
+    finally:
+        gen.close()
+    prompt = gen.tokenizer(gen.render(msgs), add_special_tokens=False)["input_ids"]
+    want = []
+    with torch.inference_mode():
+        for s in spans:
+            c = gen.tokenizer(s, add_special_tokens=False)["input_ids"]
+            logp = gen.model(torch.tensor([prompt + c])).logits[0, len(prompt) - 1:-1].log_softmax(-1)
+            want.append(logp.gather(1, torch.tensor(c).unsqueeze(-1)).mean().item())
+    assert got == pytest.approx(want, abs=1e-4)
+
+
 def test_a_folder_ctranslate2_cannot_load_is_a_configuration_error(tmp_path):
     from rag.errors import ConfigError
     from rag.generators.ct2 import CT2Generator

@@ -98,6 +98,11 @@ class Generator(ABC):
         """The prompt text as the model sees it (its chat template)."""
         return "\n".join(m["content"] for m in messages)
 
+    def score_continuations(self, messages: Messages, continuations: list[str]) -> list[float] | None:
+        """The mean log-probability of each continuation's tokens as the start of the answer to
+        ``messages`` (how likely the model finds it as its answer), or None where the backend cannot score."""
+        return None
+
     def check(self) -> None:  # noqa: B027 - an optional hook: most generators have nothing to check
         """Raise GeneratorUnavailable when the generator cannot serve (readiness)."""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from rag.cache import DEFAULT_CACHE, build_once
 from rag.cpu import cores
 from rag.errors import ConfigError
+from rag.generators.base import Messages
 from rag.generators.local import _DONE, LocalGenerator, _as_list, _Request, default_model_dir
 from rag.hashing import fingerprint
 
@@ -91,6 +92,16 @@ class CT2Generator(LocalGenerator):
             self._loaded = True
             log.info("loaded generator %s with CTranslate2 on %s (%s, %d replicas)", src, self.device, self.compute_type,
                      self.workers)
+
+    def score_continuations(self, messages: Messages, continuations: list[str]) -> list[float] | None:
+        """CTranslate2's own scoring (thread-safe, beside the decode workers)."""
+        if not continuations:
+            return []
+        self.load()
+        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id] for c in continuations]
+        scored = self.model.score_batch([self.tokenizer.convert_ids_to_tokens(prompt + c) for c in conts])
+        return [sum(s.log_probs[-len(c):]) / len(c) for s, c in zip(scored, conts, strict=True)]
 
     def _fits(self, first: _Request, r: _Request) -> bool:
         return super()._fits(first, r) and abs(r.tokens_in - first.tokens_in) <= SPREAD_SHARE * first.params.max_tokens

@@ -68,6 +68,15 @@ def default_model_dir(cache_dir: Path) -> Path:
 
 
 @dataclass
+class _Scoring:
+    """Continuations to score after a prompt (see Generator.score_continuations), run by a worker."""
+
+    prompt: list[int]
+    continuations: list[list[int]]
+    out: queue.Queue = field(default_factory=queue.Queue)
+
+
+@dataclass
 class _Request:
     prompt: str
     prompt_ids: list[int]
@@ -97,7 +106,7 @@ class LocalGenerator(Generator):
         self.cache_dir = Path(cache_dir)
         self.threads = threads  # intra-op threads a pass runs with; None: 1 on CPU (set at load), torch's on CUDA
         self.workers = 1  # batches decoded at once (one: torch already uses every intra-op thread)
-        self._queue: queue.Queue[_Request] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()  # _Request, _Scoring or _STOP
         self._workers: list[threading.Thread] = []
         self._load_lock = threading.Lock()
         self._loaded = False
@@ -151,16 +160,19 @@ class LocalGenerator(Generator):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
-        self.load()
-        prompt = self.render(messages)
-        req = _Request(prompt, self.tokenizer(prompt, add_special_tokens=False)["input_ids"], params)
-        req.tokens_in = len(req.prompt_ids)
+    def _start_workers(self) -> None:
         with self._load_lock:
             self._workers = [w for w in self._workers if w.is_alive()]
             while len(self._workers) < self.workers:
                 self._workers.append(threading.Thread(target=self._loop, name=f"{self.name}-generator", daemon=True))
                 self._workers[-1].start()
+
+    def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
+        self.load()
+        prompt = self.render(messages)
+        req = _Request(prompt, self.tokenizer(prompt, add_special_tokens=False)["input_ids"], params)
+        req.tokens_in = len(req.prompt_ids)
+        self._start_workers()
         self._queue.put(req)
         out = TokenStream(iter(()))
 
@@ -177,6 +189,44 @@ class LocalGenerator(Generator):
 
         out.deltas = deltas()
         return out
+
+    def score_continuations(self, messages: Messages, continuations: list[str]) -> list[float] | None:
+        """Scored by a worker between batches (one pass, all continuations as rows, from the prefix cache)."""
+        if not continuations:
+            return []
+        self.load()
+        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id] for c in continuations]
+        job = _Scoring(prompt, conts)
+        self._start_workers()
+        self._queue.put(job)
+        got = job.out.get()
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def _score(self, job: _Scoring) -> list[float]:
+        """The prompt but its last token goes into a cache once (from the prefix cache where it can),
+        copied to one row per continuation; each row is then that last token and the continuation
+        (padded on the right), so a pass reads only the continuations' tokens."""
+        import torch
+        from transformers import DynamicCache
+
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        prompt, conts = job.prompt, job.continuations
+        with torch.inference_mode():
+            kv, n = self.prefix.get(self.model, [prompt], self.device, most=len(prompt) - 1) if self.prefix else (None, 0)
+            kv = kv if kv is not None else DynamicCache()
+            if n < len(prompt) - 1:
+                self.model(torch.tensor([prompt[n:-1]], device=self.device), cache=kv, use_cache=True, logits_to_keep=1)
+            kv.batch_repeat_interleave(len(conts))
+            width = 1 + max(map(len, conts))
+            ids = torch.tensor([[prompt[-1], *c] + [self.tokenizer.pad_token_id] * (width - 1 - len(c)) for c in conts],
+                               device=self.device)
+            mask = torch.tensor([[1] * len(prompt) + [1] * len(c) + [0] * (width - 1 - len(c)) for c in conts], device=self.device)
+            logp = self.model(input_ids=ids, attention_mask=mask, cache=kv, use_cache=True).logits.float().log_softmax(-1)
+        return [logp[r, :len(c)].gather(1, ids[r, 1:1 + len(c)].unsqueeze(-1)).mean().item() for r, c in enumerate(conts)]
 
     def close(self, timeout: float = 60.0) -> None:
         """Stop the workers and wait for them. A request's answer can be complete (a stop sequence) one
@@ -196,6 +246,8 @@ class LocalGenerator(Generator):
             if isinstance(r, _Request):
                 r.out.put(GeneratorError("the generator was closed"))
                 r.out.put(_DONE)
+            elif isinstance(r, _Scoring):
+                r.out.put(GeneratorError("the generator was closed"))
 
     def _fits(self, first: _Request, r: _Request) -> bool:
         """Whether ``r`` may join ``first``'s batch."""
@@ -206,16 +258,22 @@ class LocalGenerator(Generator):
             first = self._queue.get()
             if first is _STOP:
                 return
+            if isinstance(first, _Scoring):
+                try:
+                    first.out.put(self._score(first))
+                except Exception as exc:  # noqa: BLE001 - the caller gets the error
+                    first.out.put(_classify(exc))
+                continue
             batch = [first]
             deadline = time.perf_counter() + self.max_wait
-            held: list[_Request] = []
+            held: list[Any] = []  # for the queue again: requests of another batch, a scoring, a stop
             while len(batch) < self.max_batch:
                 try:
                     r = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
                 except queue.Empty:
                     break
-                if r is _STOP:
-                    held.append(r)  # after this batch (every worker takes one)
+                if r is _STOP or isinstance(r, _Scoring):
+                    held.append(r)  # after this batch (every worker takes one stop; a scoring runs alone)
                     break
                 (batch if self._fits(first, r) else held).append(r)
             for r in held:  # another batch's (or worker's)
@@ -307,15 +365,16 @@ class PrefixCache:
         self.last: list[int] = []  # the previous prompt
         self.hits = 0  # requests that reused the cache
 
-    def get(self, model, prompts: list[list[int]], device: str) -> tuple[Any, int]:
+    def get(self, model, prompts: list[list[int]], device: str, most: int | None = None) -> tuple[Any, int]:
         """(a copy of the cache for the longest cached start of every prompt, one row each, and its
-        length), leaving at least one token of each prompt to prefill; (None, 0) when too short."""
+        length), leaving at least one token of each prompt to prefill, and using at most ``most``;
+        (None, 0) when too short."""
         import copy
 
         import torch
         from transformers import DynamicCache
 
-        room = min(map(len, prompts)) - 1
+        room = min(min(map(len, prompts)) - 1, most if most is not None else len(prompts[0]))
         n = min(room, *(_shared(self.ids, p) for p in prompts))
         rebuild = n < self.min_tokens
         if rebuild:
