@@ -1,0 +1,78 @@
+"""The generator's likelihood as a chooser among typed answer spans, on and off, on squad-dev through
+the whole pipeline (the embedded SmolLM2-135M on this CPU).
+
+    python -m eval.benchmarks.span_likelihood [--output docs/results/span-likelihood.json]
+
+When the best sentence holds two or more candidates of the type a question asks for (names for
+"who", quantities for "how many", ...), the extractive answer is the candidate with the best
+closeness to the question's words, plus ``answer.evidence.span_likelihood`` times the generator's
+mean token log-probability of the candidate as its answer on the copy prompt (0: closeness alone).
+
+Parts: ``dev`` (the articles the span rules were written on), ``dev2`` (the held-out questions
+outside the test sample: the part the weight was chosen on, since the rules fit dev) and ``test``
+(the fixed sample of 300 the answer ablation reports). Rows: the extractive span and the default
+``both`` mode, each with the weight 0 and the default, on the same questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from eval.answers import evaluate_config, load_answers
+from eval.benchmarks.answer_modes import parts
+from eval.report import write_with_table
+from eval.runner import open_searcher
+from rag.datasets import load_dataset
+from rag.evidence import EvidenceWeights
+from rag.factory import make_answerer, make_generator
+from rag.settings import load_settings
+
+MODES = {"extractive span": {"mode": "extractive"}, "both (default)": {"mode": "both", "context": "sentence"}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
+    ap.add_argument("--test-sample", type=int, default=300)
+    ap.add_argument("--weights", type=float, nargs="+", default=[0.0, EvidenceWeights().span_likelihood])
+    ap.add_argument("--output", type=Path, default=Path("docs/results/span-likelihood.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings({"progress": False})
+    ds = load_dataset(args.dataset, "dev")
+    gold, searcher, generator = load_answers(ds), open_searcher(ds, settings), make_generator(settings)
+    split = parts(ds, len(ds.queries))  # every held-out question, in the answer ablation's order
+    rest = list(split["test"].items())
+    split = {"dev": split["dev"], "dev2": dict(rest[args.test_sample:]), "test": dict(rest[:args.test_sample])}
+    configs = []
+    for row, answer in MODES.items():
+        for w in args.weights:
+            evidence = {**settings.answer.evidence.model_dump(), "span_likelihood": w}
+            s = settings.model_copy(update={"answer": settings.answer.model_validate(
+                {**settings.answer.model_dump(), **answer, "evidence": evidence})})
+            answerer = make_answerer(s, searcher=searcher, generator=generator)
+            for part, queries in split.items():
+                logging.info("%s, weight %s / %s (%d questions)", row, w, part, len(queries))
+                c = evaluate_config(answerer, replace(ds, queries=queries), gold, True, settings.answer.max_passages)
+                configs.append({"row": row, "weight": w, "part": part, **c})
+    report = {"dataset": str(args.dataset), "parts": {p: len(q) for p, q in split.items()}, "configs": configs}
+    write_with_table(report, args.output, markdown(report))
+    sys.stdout.write(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    lines = [f"squad-dev, SmolLM2-135M on CPU: typed spans chosen by closeness (weight 0) or closeness + weight x the "
+             f"generator's likelihood; parts {report['parts']}", "",
+             "| row | weight | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for c in report["configs"]:
+        lines.append(f"| {c['row']} | {c['weight']} | {c['part']} | {c['exact_match']:.3f} | {c['f1']:.3f} | "
+                     f"{c['contains_gold']:.3f} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
