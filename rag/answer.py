@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.citations import Citation, citations
-from rag.errors import InputError
+from rag.errors import ConfigError, InputError
 from rag.evidence import (
     NOT_FOUND,
     Evidence,
@@ -107,15 +107,17 @@ class Answerer:
                 t_ = time.perf_counter()
                 try:
                     return self.generator.score_continuations(self._copy_prompt(q, e, contextualize), spans)
-                except GeneratorError as exc:  # the closest span still answers
+                except (GeneratorError, ConfigError) as exc:  # the closest span still answers
                     log.warning("span scoring failed, choosing by closeness alone: %s", exc)
                     return None
                 finally:
                     scored.append((time.perf_counter() - t_) * 1000)
 
+            # extractive mode needs no generator at all: candidates by closeness alone there
             result.extractive = extractive_answer(findings, finder.weights.min_relevance,
                                                   question if self.extractive_span else None,
-                                                  likelihood, finder.weights.span_likelihood)
+                                                  None if mode == AnswerMode.extractive else likelihood,
+                                                  finder.weights.span_likelihood)
             timings["evidence"] = (time.perf_counter() - t) * 1000
             if scored:
                 timings["evidence.span_likelihood"] = sum(scored)

@@ -51,6 +51,11 @@ class MustNotGenerate(Generator):
         raise AssertionError("the extractive mode must not call the generator")
 
 
+class MustNotScore(MustNotGenerate):
+    def score_continuations(self, messages, continuations):
+        raise AssertionError("the extractive mode must not call the generator")
+
+
 def test_sentence_spans_are_offsets_into_the_text():
     text = ("Dr. Smith waters it once a month. It dislikes cold (below 10 C)! Does it flower?\n"
             "Rarely. Prices start at 3.50 dollars, e.g. in U.S. shops.")
@@ -157,8 +162,8 @@ def test_answer_span_finds_what_the_question_asks_for(question, sentence, span):
 def test_extractive_mode_answers_without_the_generator_and_cites_its_sentence(searcher):
     # the hashing encoder's scores are not on MiniLM's scale: no abstention threshold here
     finder = EvidenceFinder(searcher.encoder, EvidenceWeights(min_relevance=float("-inf")))
-    a = Answerer(searcher, MustNotGenerate(), evidence=finder, mode=AnswerMode.extractive)
-    r = a.answer("How often should I water a snake plant in winter?", k=3)
+    a = Answerer(searcher, MustNotScore(), evidence=finder, mode=AnswerMode.extractive)
+    r = a.answer("How often should I water a snake plant in winter?", k=3)  # two typed candidates: closeness alone
     assert r.extractive is not None and r.answer == r.extractive.answer and r.extractive.document_id == "garden-001"
     assert r.answer in r.extractive.text
     assert [c.passage_id for c in r.citations] == [r.extractive.passage_id]
