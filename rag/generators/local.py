@@ -139,6 +139,7 @@ class LocalGenerator(Generator):
             if self.static_cache and self.device.startswith("cuda"):
                 self.prefix = None  # a static cache is sized and compiled per call: no cache handed in
                 self.model.generation_config.cache_implementation = "static"
+                self._eager = self.model.forward  # scoring's shapes vary: it keeps the eager forward
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True)
             self.path = path
             self.eos_ids = set(_as_list(self.tokenizer.eos_token_id)) | set(_as_list(self.model.generation_config.eos_token_id))
@@ -215,17 +216,18 @@ class LocalGenerator(Generator):
         if self.threads and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         prompt, conts = job.prompt, job.continuations
+        forward = getattr(self, "_eager", self.model)  # with the compiled static-cache decode: its eager forward
         with torch.inference_mode():
             kv, n = self.prefix.get(self.model, [prompt], self.device, most=len(prompt) - 1) if self.prefix else (None, 0)
             kv = kv if kv is not None else DynamicCache()
             if n < len(prompt) - 1:
-                self.model(torch.tensor([prompt[n:-1]], device=self.device), cache=kv, use_cache=True, logits_to_keep=1)
+                forward(torch.tensor([prompt[n:-1]], device=self.device), cache=kv, use_cache=True, logits_to_keep=1)
             kv.batch_repeat_interleave(len(conts))
             width = 1 + max(map(len, conts))
             ids = torch.tensor([[prompt[-1], *c] + [self.tokenizer.pad_token_id] * (width - 1 - len(c)) for c in conts],
                                device=self.device)
             mask = torch.tensor([[1] * len(prompt) + [1] * len(c) + [0] * (width - 1 - len(c)) for c in conts], device=self.device)
-            logp = self.model(input_ids=ids, attention_mask=mask, cache=kv, use_cache=True).logits.float().log_softmax(-1)
+            logp = forward(input_ids=ids, attention_mask=mask, cache=kv, use_cache=True).logits.float().log_softmax(-1)
         return [logp[r, :len(c)].gather(1, ids[r, 1:1 + len(c)].unsqueeze(-1)).mean().item() for r, c in enumerate(conts)]
 
     def close(self, timeout: float = 60.0) -> None:
