@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
     ap.add_argument("--test-sample", type=int, default=300)
     ap.add_argument("--weights", type=float, nargs="+", default=[0.0, EvidenceWeights().span_likelihood])
+    ap.add_argument("--parts", nargs="+", choices=("dev", "dev2", "test"), default=["dev", "dev2", "test"])
     ap.add_argument("--output", type=Path, default=Path("docs/results/span-likelihood.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -49,6 +50,7 @@ def main() -> None:
     split = parts(ds, len(ds.queries))  # every held-out question, in the answer ablation's order
     rest = list(split["test"].items())
     split = {"dev": split["dev"], "dev2": dict(rest[args.test_sample:]), "test": dict(rest[:args.test_sample])}
+    split = {p: split[p] for p in args.parts}
     configs = []
     for row, answer in MODES.items():
         for w in args.weights:
