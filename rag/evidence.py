@@ -14,7 +14,9 @@ a weighted sum of four signals:
   "how often", a date or season for "when", a number for "how many", a cause for "why", a capitalised
   name for "who" and "where"), else 0.
 
-The best sentence is the extractive answer, returned before any generation, with its citation. Whether
+The best sentence is the extractive answer, returned before any generation, with its citation; when
+the question's wording says what kind of thing it asks for, the answer is the span of that kind in
+it, and of two or more such candidates the generator (where it can score) helps choose. Whether
 the passages answer the question at all is a separate score, the question's *relevance*: the best
 ``dense`` of any sentence plus the best ``title_overlap`` of any sentence (a question the documents
 do not cover matches no sentence in meaning and few in words). Below ``min_relevance`` the answer
