@@ -97,9 +97,7 @@ class CT2Generator(LocalGenerator):
         """CTranslate2's own scoring (thread-safe, beside the decode workers)."""
         if not continuations:
             return []
-        self.load()
-        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id] for c in continuations]
+        prompt, conts = self._scoring_ids(messages, continuations)
         scored = self.model.score_batch([self.tokenizer.convert_ids_to_tokens(prompt + c) for c in conts])
         return [sum(s.log_probs[-len(c):]) / len(c) for s, c in zip(scored, conts, strict=True)]
 

@@ -191,14 +191,18 @@ class LocalGenerator(Generator):
         out.deltas = deltas()
         return out
 
+    def _scoring_ids(self, messages: Messages, continuations: list[str]) -> tuple[list[int], list[list[int]]]:
+        """The rendered prompt's tokens and each continuation's (an empty one: the end token)."""
+        self.load()
+        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        return prompt, [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id]
+                        for c in continuations]
+
     def score_continuations(self, messages: Messages, continuations: list[str]) -> list[float] | None:
         """Scored by a worker between batches (one pass, all continuations as rows, from the prefix cache)."""
         if not continuations:
             return []
-        self.load()
-        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        conts = [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id] for c in continuations]
-        job = _Scoring(prompt, conts)
+        job = _Scoring(*self._scoring_ids(messages, continuations))
         self._start_workers()
         self._queue.put(job)
         got = job.out.get()
