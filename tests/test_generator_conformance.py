@@ -251,6 +251,40 @@ def test_closing_the_generator_fails_requests_that_came_after_it_and_serves_thos
         list(late)
 
 
+def test_a_scoring_job_never_joins_a_batch_and_runs_after_it():
+    """A scoring (Generator.score_continuations) that arrives while the worker gathers a batch is put
+    back, runs on its own after that batch, and its caller gets the scores; one queued when the
+    generator closes gets an error, not a wait forever."""
+    import threading
+    import time
+
+    from rag.generators.errors import GeneratorError
+
+    gate = threading.Event()
+    gen = _scripted_generator(workers=1, gate=gate)
+    gen.max_batch, gen.max_wait = 4, 0.3
+    order: list[str] = []
+    run = gen._run
+    gen._run = lambda batch: (run(batch), order.append(f"batch of {len(batch)}"))
+    gen._score = lambda job: (order.append("score"), [float(len(c)) for c in job.continuations])[1]
+    s = gen.stream([{"role": "user", "content": "abc"}], GenerationParams(max_tokens=8))
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(gen.score_continuations([{"role": "user", "content": "q"}], ["xy", "z"])))
+    t.start()
+    time.sleep(0.1)  # queued while the worker still waits for more requests
+    gate.set()
+    assert "".join(s) == "cba"
+    t.join(5)
+    assert got == [[2.0, 1.0]] and order == ["batch of 1", "score"]
+    gen.close()
+    from rag.generators.local import _Scoring
+
+    job = _Scoring([1], [[2]])
+    gen._queue.put(job)  # no worker left: closing again drains it
+    gen.close()
+    assert isinstance(job.out.get_nowait(), GeneratorError)
+
+
 @pytest.mark.slow
 def test_the_local_generator_decodes_with_one_thread_on_cpu_by_default():
     """generator.threads unset: each decoding pass runs on one intra-op thread on CPU, whatever another
