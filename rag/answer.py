@@ -101,7 +101,6 @@ class Answerer:
             finder = self.evidence or EvidenceFinder(self.searcher.encoder)
             findings = finder.find(question, [h.passage for h in found.hits], self.evidence_sentences)
             result.evidence, result.relevance = findings.sentences, findings.relevance
-            scored: list[float] = []  # time spent scoring spans with the generator
 
             def likelihood(q: str, e: Evidence, spans: list[str]) -> list[float] | None:
                 t_ = time.perf_counter()
@@ -111,7 +110,7 @@ class Answerer:
                     log.warning("span scoring failed, choosing by closeness alone: %s", exc)
                     return None
                 finally:
-                    scored.append((time.perf_counter() - t_) * 1000)
+                    timings["evidence.span_likelihood"] = (time.perf_counter() - t_) * 1000
 
             # extractive mode needs no generator at all: candidates by closeness alone there
             result.extractive = extractive_answer(findings, finder.weights.min_relevance,
@@ -119,8 +118,6 @@ class Answerer:
                                                   None if mode == AnswerMode.extractive else likelihood,
                                                   finder.weights.span_likelihood)
             timings["evidence"] = (time.perf_counter() - t) * 1000
-            if scored:
-                timings["evidence.span_likelihood"] = sum(scored)
             yield "evidence", result.evidence
             yield "extractive", result.extractive
         grounded = mode == AnswerMode.both and self.context is Context.sentence

