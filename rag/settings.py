@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import (
@@ -114,6 +114,9 @@ class GeneratorSettings(BaseModel):
     max_wait_ms: float = Field(10.0, ge=0, description="local: how long a batch waits for company")
     replicas: int | None = Field(None, ge=1, description="ctranslate2: batches decoded at once (default: CPU cores up to 4; 1 on CUDA)")
     static_cache: bool = Field(False, description="local on CUDA: static KV cache + compiled decode step")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="local: the weights' and activations' type (auto: bfloat16 on CUDA and on a CPU with native "
+        "bfloat16 matrix instructions (AMX or AVX512-BF16), else float32)")
     prefix_cache: bool = Field(True, description="local: requests reuse the KV cache of the prompt start they share with "
                                "the requests before them (the copy prompt's examples: 0.9 -> 0.5 s on one CPU thread)")
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
@@ -129,7 +132,8 @@ class GeneratorSettings(BaseModel):
         """What the generator is made from (decoding parameters go with each request)."""
         return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
                              self.threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
-                             self.timeout_s, self.retries, self.compute_type, self.replicas, self.prefix_cache)
+                             self.timeout_s, self.retries, self.compute_type, self.replicas, self.prefix_cache,
+                             self.dtype)
 
 
 _EVIDENCE = EvidenceWeights()  # the defaults, in one place

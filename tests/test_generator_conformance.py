@@ -100,7 +100,7 @@ def test_the_local_scores_equal_a_plain_forward_pass():
 
     from rag.generators.local import LocalGenerator
 
-    gen = LocalGenerator(threads=1)
+    gen = LocalGenerator(threads=1, dtype="float32")  # bfloat16 rounds the cached and the plain pass apart
     gen.load()
     msgs = [{"role": "user", "content": "Sentence: Water the plant once a month in winter.\nQuestion: How often?"}]
     spans = ["once a month", "in winter", "Water"]
@@ -153,7 +153,7 @@ def test_transformers_and_ctranslate2_float32_decode_alike_with_a_repetition_pen
 
     p = GenerationParams(max_tokens=24, repetition_penalty=1.3)
     texts = []
-    for gen in (LocalGenerator(threads=1), CT2Generator(threads=1, compute_type="float32")):
+    for gen in (LocalGenerator(threads=1, dtype="float32"), CT2Generator(threads=1, compute_type="float32")):
         texts.append(gen.generate(MSGS, p).text)
         gen.close()
     assert texts[0] == texts[1] and texts[0].strip()
@@ -362,7 +362,7 @@ def test_the_local_generator_prefix_cache_gives_the_same_answers():
     p = GenerationParams(max_tokens=12, stop=("\n",), repetition_penalty=1.1)
     outs = []
     for on in (False, True):
-        gen = LocalGenerator(threads=1, prefix_cache=on, max_wait_ms=200)
+        gen = LocalGenerator(threads=1, prefix_cache=on, max_wait_ms=200, dtype="float32")  # exact in float32 only
         gen.load()
         b = PromptBuilder(gen.count_tokens, gen.render, context=Context.sentence)
         msgs = [b.build(q, [Passage("a", "a", 0, "t", s)]).messages for q, s in items]
@@ -372,3 +372,18 @@ def test_the_local_generator_prefix_cache_gives_the_same_answers():
                 outs.append([g.text for g in pool.map(lambda m, gen=gen: gen.generate(m, p), msgs)])
         gen.close()
     assert outs[0] == outs[1] == outs[2] and gen.prefix.hits == 3 + 3
+
+
+def test_auto_dtype_is_bfloat16_on_cuda_and_on_cpus_that_multiply_it_natively(monkeypatch):
+    import torch
+
+    from rag.generators import local
+
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda native=native: native, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+        assert local.resolve_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
+        assert local.resolve_dtype("auto", "cuda:0") == "bfloat16"
+        assert local.resolve_dtype("float32", "cuda") == "float32"
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older torch without the probe: no claim
+    assert local.resolve_dtype("auto", "cpu") == "float32"

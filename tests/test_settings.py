@@ -51,3 +51,12 @@ def test_tuned_file_sits_below_env_and_cli(monkeypatch, tmp_path):
     assert s.retrieval.weight == 0.7  # env wins over the tuned file
     assert load_settings({"retrieval": {"rrf_k": 5}}).retrieval.rrf_k == 5  # CLI wins
     assert load_settings({"index_dir": tmp_path / "elsewhere"}).retrieval.fusion.value == "convex"
+
+
+def test_the_generator_dtype_is_checked_and_reaches_the_generator(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAG_GENERATOR__DTYPE", "int4")
+    with pytest.raises(ValidationError, match="bfloat16"):
+        load_settings()
+    monkeypatch.setenv("RAG_GENERATOR__DTYPE", "float32")
+    assert load_settings().generator.spec().dtype == "float32"

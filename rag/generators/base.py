@@ -33,6 +33,7 @@ class GeneratorSpec:
     compute_type: str = "auto"
     replicas: int | None = None
     prefix_cache: bool = True
+    dtype: str = "auto"
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,21 @@ def default_model_dir(cache_dir: Path) -> Path:
     return build_once(cache_dir / src.stem, convert)
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AMX or AVX512-BF16): there bf16
+    prefills 2.5-3.5x faster than fp32 (docs/benchmarks/generator-dtype.md); elsewhere it is emulated."""
+    import torch
+
+    return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The torch dtype name a generator setting means on ``device`` (see GeneratorSettings.dtype)."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if device.startswith("cuda") or native_bf16_cpu() else "float32"
+
+
 @dataclass
 class _Scoring:
     """Continuations to score after a prompt (see Generator.score_continuations), run by a worker."""
@@ -97,6 +112,7 @@ class LocalGenerator(Generator):
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
         static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, prefix_cache: bool = True,
+        dtype: str = "auto",
     ) -> None:
         self._model_arg = model
         self._device_arg = device
@@ -111,6 +127,7 @@ class LocalGenerator(Generator):
         self._load_lock = threading.Lock()
         self._loaded = False
         self.prefix = PrefixCache() if prefix_cache else None
+        self._dtype_arg = dtype
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -127,7 +144,8 @@ class LocalGenerator(Generator):
             # busy neighbour (docs/benchmarks/generator-threads.md)
             if self.threads is None and not self.device.startswith("cuda"):
                 self.threads = 1
-            dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
+            self.dtype = resolve_dtype(self._dtype_arg, self.device)
+            dtype = getattr(torch, self.dtype)
             try:
                 self.tokenizer = AutoTokenizer.from_pretrained(path)
                 self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
@@ -144,7 +162,7 @@ class LocalGenerator(Generator):
             self.path = path
             self.eos_ids = set(_as_list(self.tokenizer.eos_token_id)) | set(_as_list(self.model.generation_config.eos_token_id))
             self._loaded = True
-            log.info("loaded generator %s on %s", path, self.device)
+            log.info("loaded generator %s on %s (%s)", path, self.device, self.dtype)
 
     def check(self) -> None:
         self.load()

@@ -1,0 +1,74 @@
+"""The embedded generator in float32 vs bfloat16 on this CPU, through the whole answer pipeline on
+squad-dev (the default ``both`` mode), in one run:
+
+    python -m eval.benchmarks.generator_dtype [--parts dev dev2 test] [--output docs/results/generator-dtype.json]
+
+bfloat16 is what ``generator.dtype=auto`` picks on a CPU with native bfloat16 matrix instructions
+(AMX or AVX512-BF16; this machine has both); elsewhere auto stays float32. Parts as in
+``eval.benchmarks.span_likelihood``: ``dev`` (where the span rules were written), ``dev2`` (the
+held-out questions outside the test sample, where choices are made) and ``test`` (the fixed sample
+of 300 the answer ablation reports). Each part runs float32 then bfloat16, so the latencies of a
+pair are measured minutes apart, not hours. The span likelihood and the copy generation both run on
+the generator, so both change with its type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from eval.answers import evaluate_config, load_answers
+from eval.benchmarks.answer_modes import parts
+from eval.report import write_with_table
+from eval.runner import open_searcher
+from rag.datasets import load_dataset
+from rag.factory import make_answerer, make_generator
+from rag.settings import load_settings
+
+DTYPES = ("float32", "bfloat16")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
+    ap.add_argument("--test-sample", type=int, default=300)
+    ap.add_argument("--parts", nargs="+", choices=("dev", "dev2", "test"), default=["dev", "dev2", "test"])
+    ap.add_argument("--output", type=Path, default=Path("docs/results/generator-dtype.json"))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings({"progress": False})
+    ds = load_dataset(args.dataset, "dev")
+    gold, searcher = load_answers(ds), open_searcher(ds, settings)
+    split = parts(ds, len(ds.queries))
+    rest = list(split["test"].items())
+    split = {"dev": split["dev"], "dev2": dict(rest[args.test_sample:]), "test": dict(rest[:args.test_sample])}
+    answerers = {}
+    for dtype in DTYPES:
+        s = settings.model_copy(update={"generator": settings.generator.model_copy(update={"dtype": dtype})})
+        answerers[dtype] = make_answerer(s, searcher=searcher, generator=make_generator(s))
+        answerers[dtype].answer("warm-up: who wrote the first answer?", k=settings.answer.max_passages)
+    configs = []
+    for part in args.parts:
+        for dtype, answerer in answerers.items():
+            logging.info("%s / %s (%d questions)", dtype, part, len(split[part]))
+            c = evaluate_config(answerer, replace(ds, queries=split[part]), gold, True, settings.answer.max_passages)
+            configs.append({"dtype": dtype, "part": part, **c})
+    report = {"dataset": str(args.dataset), "parts": {p: len(split[p]) for p in args.parts}, "configs": configs}
+    write_with_table(report, args.output, markdown(report))
+    sys.stdout.write(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    lines = [f"squad-dev, default `both` answers, SmolLM2-135M on this CPU (1 thread) by generator dtype; parts {report['parts']}",
+             "", "| dtype | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    for c in report["configs"]:
+        lines.append(f"| {c['dtype']} | {c['part']} | {c['exact_match']:.3f} | {c['f1']:.3f} | {c['contains_gold']:.3f} | "
+                     f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
