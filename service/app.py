@@ -23,7 +23,7 @@ from service.jobs import JobRunner
 from service.metrics import Metrics
 from service.middleware import LimitsAndMetrics
 from service.routes import answer, documents, feedback, health, openai, search
-from service.warmup import WarmUp
+from service.warmup import WarmUp, touch_routes
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -104,6 +104,7 @@ async def _lifespan(app: FastAPI):
                 log.info("resumed %d indexing job(s) left unfinished by a previous process", len(resumed))
         except Exception as exc:  # noqa: BLE001 - reads may still work; /readyz reports the store's state
             log.error("start-up: the store could not be migrated or its jobs recovered: %s", exc)
+    await touch_routes(app)
     app.state.warmup.start()
     yield
     # the indexing worker stops and is joined here; generators are closed at exit (rag.factory)

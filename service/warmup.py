@@ -10,10 +10,45 @@ import logging
 import threading
 import time
 
+from starlette.exceptions import HTTPException
+
 from rag.generators.base import GenerationParams
 from rag.types import Mode
 
 log = logging.getLogger(__name__)
+
+
+async def touch_routes(app) -> None:
+    """Build what Starlette and FastAPI build on an app's first requests, so the first user's search
+    costs what the hundredth does (measured: 13 ms vs 6.5 ms before): the middleware stack, each
+    included router's route table (walked by a request for a path no route has, straight to the
+    router: no middleware, no metrics) and each endpoint's source location, which FastAPI reads from
+    its file on an endpoint's first request (an internal: without it that first request is just slower)."""
+    import fastapi.routing
+
+    if app.middleware_stack is None:
+        app.middleware_stack = app.build_middleware_stack()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": "/v1/_warm-up", "raw_path": b"/v1/_warm-up", "root_path": "", "query_string": b"", "headers": [],
+             "client": ("127.0.0.1", 0), "server": ("127.0.0.1", 0), "app": app}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        pass
+
+    try:
+        await app.router(scope, receive, send)
+    except HTTPException:  # the 404 the app's exception handler would have turned into a response
+        pass
+    extract = getattr(fastapi.routing, "_extract_endpoint_context", None)
+    routes = list(app.routes)
+    while routes and extract is not None:
+        route = routes.pop()
+        if isinstance(route, fastapi.routing.APIRoute) and route.dependant.call is not None:
+            extract(route.dependant.call)
+        routes.extend(getattr(getattr(route, "original_router", None), "routes", []))
 
 
 class WarmUp:
@@ -34,8 +69,9 @@ class WarmUp:
 
     def _run(self) -> None:
         t0 = time.perf_counter()
-        try:  # the key lookup a request's first use of a key makes (SQLAlchemy compiles it once)
-            self._state.store.get().keys.get("warm-up")
+        try:  # the key lookup a request's first use of a key makes (SQLAlchemy compiles it, and its row loading, once)
+            keys = self._state.store.get().keys
+            keys.get(next((k.id for k in keys.all()), "warm-up"))
         except Exception as exc:  # noqa: BLE001 - /readyz reports the store's state
             log.warning("warm-up: store skipped: %s", exc)
         try:

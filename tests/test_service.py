@@ -99,6 +99,27 @@ def test_readiness_waits_for_the_warm_up_which_exercises_search_and_the_generato
     assert app.state.warmup.report["generator"] is True and len(prompts) == 1
 
 
+def test_start_up_builds_what_the_first_request_would_and_counts_no_request(tmp_path):
+    """service.warmup.touch_routes: the middleware stack, the routers' tables and every endpoint's
+    source location are built before the first request, which metrics do not see."""
+    import fastapi.routing
+
+    from service.app import create_app
+
+    app = create_app(Settings(index_dir=tmp_path / "none", auth={"enabled": False}, warmup_queries=0))
+    from service.routes import answer, search
+
+    endpoints = [search.search, answer.answer, *(r.endpoint for r in app.router.routes if isinstance(r, fastapi.routing.APIRoute))]
+    cache = fastapi.routing._endpoint_context_cache
+    for e in endpoints:
+        cache.pop(id(e), None)
+    assert app.middleware_stack is None
+    with TestClient(app):
+        assert app.middleware_stack is not None
+        assert all(id(e) in cache for e in endpoints) and endpoints
+        assert not [m for m in app.state.metrics.requests.collect()[0].samples if m.name.endswith("_total")]
+
+
 def test_no_index_gives_503_not_a_traceback(tmp_path):
     with TestClient(create_app(Settings(index_dir=tmp_path / "none", auth={"enabled": False})), raise_server_exceptions=False) as c:
         r = c.post("/v1/search", json={"query": "x"})
