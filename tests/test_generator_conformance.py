@@ -29,7 +29,9 @@ def generator(request, tmp_path_factory):
         from rag.generators.ct2 import CT2Generator
         from rag.generators.local import LocalGenerator
 
-        gen = LocalGenerator(threads=1) if request.param == "local" else CT2Generator(threads=1)
+        # float32: batching and the prefix cache leave its outputs bit-identical (bfloat16 rounds them
+        # apart now and then; its own test is below)
+        gen = LocalGenerator(threads=1, dtype="float32") if request.param == "local" else CT2Generator(threads=1)
         yield gen
         gen.close()
 
@@ -387,3 +389,23 @@ def test_auto_dtype_is_bfloat16_on_cuda_and_on_cpus_that_multiply_it_natively(mo
         assert local.resolve_dtype("float32", "cuda") == "float32"
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # an older torch without the probe: no claim
     assert local.resolve_dtype("auto", "cpu") == "float32"
+
+
+@pytest.mark.slow
+def test_the_local_generator_in_bfloat16_answers_as_in_float32():
+    """dtype=bfloat16 (what auto picks on a CPU with AMX / AVX512-BF16): the model is loaded in bf16,
+    streams what it returns, and a plain question gets the answer float32 gives."""
+    from rag.generators.local import LocalGenerator
+
+    msgs = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+    p = GenerationParams(max_tokens=16, repetition_penalty=1.0)
+    texts = []
+    for dtype in ("bfloat16", "float32"):
+        gen = LocalGenerator(threads=1, dtype=dtype)
+        try:
+            s = gen.stream(msgs, p)
+            texts.append("".join(s))
+            assert str(gen.model.dtype) == f"torch.{dtype}" and s.result.text == texts[-1]
+        finally:
+            gen.close()
+    assert "Paris" in texts[0] and "Paris" in texts[1]
