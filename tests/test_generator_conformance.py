@@ -348,6 +348,30 @@ def test_the_prefix_cache_reuses_a_shared_prompt_start_without_changing_the_outp
         assert cache.ids == shared[:35]
 
 
+def test_the_prefix_cache_holds_what_a_pass_over_its_own_tokens_gives():
+    """When prompts share less than the cache holds, the cache is rebuilt for what they share, not
+    cropped out of the longer pass: in bfloat16 a pass's rounding follows its length, so a cropped
+    cache would make a prompt's answer depend on the prompts before it."""
+    import torch
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+    from rag.generators.local import PrefixCache
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval().to(torch.bfloat16)
+    shared = [(7 * i) % 60 + 3 for i in range(40)]
+    cache = PrefixCache(min_tokens=32)
+    with torch.inference_mode():
+        cache.get(model, [shared + [1] * 30 + [2]], "cpu")  # caches 70 tokens
+        kv, n = cache.get(model, [shared + [2, 2]], "cpu")  # shares 40 of them
+        fresh = DynamicCache()
+        model(torch.tensor([shared]), cache=fresh, use_cache=True)
+    assert n == 40
+    for got, want in zip(kv.layers, fresh.layers, strict=True):
+        assert torch.equal(got.keys, want.keys) and torch.equal(got.values, want.values)
+
+
 @pytest.mark.slow
 def test_the_local_generator_prefix_cache_gives_the_same_answers():
     """The embedded model on the copy prompt the answers use: the same greedy outputs with and

@@ -383,11 +383,12 @@ class PrefixCache:
     ``generate`` prefills only the rest (the embedded model's copy prompt: 160 of ~200 tokens are two
     fixed examples; 0.9 -> 0.5 s a request on one CPU thread, the same greedy output).
 
-    Prompts that start with cached tokens get a copy, one row per prompt; the cache is first cut to
-    the length they share, so it shrinks to the common start. When they share less than
+    Prompts that start with cached tokens get a copy, one row per prompt; when they share only part
+    of it, it is rebuilt for that part, so it shrinks to the common start. When they share less than
     ``min_tokens`` with it but that much with the prompt before them (the first prompt ever: with
-    each other, or all of itself but its last token), it is rebuilt for that shared start. Used from
-    the generator's one worker thread."""
+    each other, or all of itself but its last token), it is rebuilt for that shared start. Rebuilt,
+    not cropped: the cached values then depend on the cached tokens alone (in bfloat16 a longer
+    pass rounds them differently). Used from the generator's one worker thread."""
 
     def __init__(self, min_tokens: int = 32) -> None:
         self.min_tokens = min_tokens
@@ -407,20 +408,19 @@ class PrefixCache:
 
         room = min(min(map(len, prompts)) - 1, most if most is not None else len(prompts[0]))
         n = min(room, *(_shared(self.ids, p) for p in prompts))
-        rebuild = n < self.min_tokens
-        if rebuild:
+        if n < self.min_tokens:
             n = min(room, *(_shared(self.last or prompts[0], p) for p in prompts))
         self.last = prompts[-1]
         if n < self.min_tokens:
             return None, 0
-        if rebuild:
+        if n != len(self.ids):
+            # (re)built for exactly the start prompts share, never cropped from a longer pass: then the
+            # cached values depend on those tokens alone, and in bfloat16 (whose rounding follows the
+            # shape of the pass) a prompt gets the same answer whatever came before it
             kv = DynamicCache()  # filled before it replaces the old one: a failed pass leaves that intact
             model(torch.tensor([prompts[0][:n]], device=device), cache=kv, use_cache=True)
             self.kv, self.ids = kv, prompts[0][:n]
         self.hits += len(prompts)
-        if n < len(self.ids):  # keep only what prompts share: the cache shrinks to the common start
-            self.kv.crop(n - len(self.ids))  # a negative count: the tokens to drop (transformers 5 takes no length)
-            self.ids = self.ids[:n]
         kv = copy.deepcopy(self.kv)
         if len(prompts) > 1:
             kv.batch_repeat_interleave(len(prompts))
