@@ -60,6 +60,21 @@ def parts(ds, test_sample: int, dev_sample: int | None = None) -> dict[str, dict
     return {"dev": {q: ds.queries[q] for q in dev[:dev_sample]}, "test": {q: ds.queries[q] for q in rest[:test_sample]}}
 
 
+def three_parts(ds, test_sample: int) -> dict[str, dict[str, str]]:
+    """``dev`` (where the span rules were written), ``dev2`` (the held-out questions outside the test
+    sample: where later choices are made) and ``test`` (the first ``test_sample`` held-out ones, the
+    sample this ablation reports)."""
+    split = parts(ds, len(ds.queries))
+    rest = list(split["test"].items())
+    return {"dev": split["dev"], "dev2": dict(rest[test_sample:]), "test": dict(rest[:test_sample])}
+
+
+def answer_cells(c: dict) -> str:
+    """A config's EM, F1, contains-gold, p50 and p95 as the last cells of a markdown row."""
+    return (f"{c['exact_match']:.3f} | {c['f1']:.3f} | {c['contains_gold']:.3f} | "
+            f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import parts
+from eval.benchmarks.answer_modes import three_parts
 from eval.report import write_atomic
 from eval.runner import open_searcher
 from rag.datasets import load_dataset
@@ -39,8 +39,8 @@ def main() -> None:
     settings = load_settings({"progress": False})
     ds = load_dataset(args.dataset, "dev")
     gold, searcher = load_answers(ds), open_searcher(ds, settings)
-    split = parts(ds, len(ds.queries))
-    test = dict(list(split["test"].items())[: args.test_sample])
+    split = three_parts(ds, args.test_sample)
+    test = split["test"]
     k = settings.answer.max_passages
     answers, passes = {}, {}
     for name, before in (("fresh", None), ("after the dev part", split["dev"])):

@@ -4,12 +4,10 @@ squad-dev (the default ``both`` mode), in one run:
     python -m eval.benchmarks.generator_dtype [--parts dev dev2 test] [--output docs/results/generator-dtype.json]
 
 bfloat16 is what ``generator.dtype=auto`` picks on a CPU with native bfloat16 matrix instructions
-(AMX or AVX512-BF16; this machine has both); elsewhere auto stays float32. Parts as in
-``eval.benchmarks.span_likelihood``: ``dev`` (where the span rules were written), ``dev2`` (the
-held-out questions outside the test sample, where choices are made) and ``test`` (the fixed sample
-of 300 the answer ablation reports). Each part runs float32 then bfloat16, so the latencies of a
-pair are measured minutes apart, not hours. The span likelihood and the copy generation both run on
-the generator, so both change with its type.
+(AMX or AVX512-BF16; this machine has both); elsewhere auto stays float32. Parts:
+``eval.benchmarks.answer_modes.three_parts`` (dev, dev2 where choices are made, test 300). Each
+part runs float32 then bfloat16, so the latencies of a pair are measured minutes apart, not hours.
+The span likelihood and the copy generation both run on the generator, so both change with its type.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import parts
+from eval.benchmarks.answer_modes import answer_cells, three_parts
 from eval.report import write_with_table
 from eval.runner import open_searcher
 from rag.datasets import load_dataset
@@ -42,9 +40,7 @@ def main() -> None:
     settings = load_settings({"progress": False})
     ds = load_dataset(args.dataset, "dev")
     gold, searcher = load_answers(ds), open_searcher(ds, settings)
-    split = parts(ds, len(ds.queries))
-    rest = list(split["test"].items())
-    split = {"dev": split["dev"], "dev2": dict(rest[args.test_sample:]), "test": dict(rest[:args.test_sample])}
+    split = three_parts(ds, args.test_sample)
     answerers = {}
     for dtype in DTYPES:
         s = settings.model_copy(update={"generator": settings.generator.model_copy(update={"dtype": dtype})})
@@ -65,8 +61,7 @@ def markdown(report: dict) -> str:
     lines = [f"squad-dev, default `both` answers, SmolLM2-135M on this CPU (1 thread) by generator dtype; parts {report['parts']}",
              "", "| dtype | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
     for c in report["configs"]:
-        lines.append(f"| {c['dtype']} | {c['part']} | {c['exact_match']:.3f} | {c['f1']:.3f} | {c['contains_gold']:.3f} | "
-                     f"{c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+        lines.append(f"| {c['dtype']} | {c['part']} | {answer_cells(c)}")
     return "\n".join(lines) + "\n"
 
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import parts
+from eval.benchmarks.answer_modes import answer_cells, three_parts
 from eval.report import write_with_table
 from eval.runner import open_searcher
 from rag.datasets import load_dataset
@@ -47,9 +47,7 @@ def main() -> None:
     settings = load_settings({"progress": False})
     ds = load_dataset(args.dataset, "dev")
     gold, searcher, generator = load_answers(ds), open_searcher(ds, settings), make_generator(settings)
-    split = parts(ds, len(ds.queries))  # every held-out question, in the answer ablation's order
-    rest = list(split["test"].items())
-    split = {"dev": split["dev"], "dev2": dict(rest[args.test_sample:]), "test": dict(rest[:args.test_sample])}
+    split = three_parts(ds, args.test_sample)
     split = {p: split[p] for p in args.parts}
     configs = []
     for row, answer in MODES.items():
@@ -72,8 +70,7 @@ def markdown(report: dict) -> str:
              f"generator's likelihood; parts {report['parts']}", "",
              "| row | weight | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---:|---|---:|---:|---:|---:|---:|"]
     for c in report["configs"]:
-        lines.append(f"| {c['row']} | {c['weight']} | {c['part']} | {c['exact_match']:.3f} | {c['f1']:.3f} | "
-                     f"{c['contains_gold']:.3f} | {c['latency_ms']['p50']:.0f} | {c['latency_ms']['p95']:.0f} |")
+        lines.append(f"| {c['row']} | {c['weight']} | {c['part']} | {answer_cells(c)}")
     return "\n".join(lines) + "\n"
 
 

@@ -248,7 +248,7 @@ class LocalGenerator(Generator):
         prompt, conts = job.prompt, job.continuations
         forward = self._eager
         with torch.inference_mode():
-            kv, n = self.prefix.get(self.model, [prompt], self.device, most=len(prompt) - 1) if self.prefix else (None, 0)
+            kv, n = self.prefix.get(self.model, [prompt], self.device) if self.prefix else (None, 0)
             kv = kv if kv is not None else DynamicCache()
             if n < len(prompt) - 1:
                 forward(torch.tensor([prompt[n:-1]], device=self.device), cache=kv, use_cache=True, logits_to_keep=1)
@@ -397,16 +397,15 @@ class PrefixCache:
         self.last: list[int] = []  # the previous prompt
         self.hits = 0  # requests that reused the cache
 
-    def get(self, model, prompts: list[list[int]], device: str, most: int | None = None) -> tuple[Any, int]:
+    def get(self, model, prompts: list[list[int]], device: str) -> tuple[Any, int]:
         """(a copy of the cache for the longest cached start of every prompt, one row each, and its
-        length), leaving at least one token of each prompt to prefill, and using at most ``most``;
-        (None, 0) when too short."""
+        length), leaving at least one token of each prompt to prefill; (None, 0) when too short."""
         import copy
 
         import torch
         from transformers import DynamicCache
 
-        room = min(min(map(len, prompts)) - 1, most if most is not None else len(prompts[0]))
+        room = min(map(len, prompts)) - 1
         n = min(room, *(_shared(self.ids, p) for p in prompts))
         if n < self.min_tokens:
             n = min(room, *(_shared(self.last or prompts[0], p) for p in prompts))
