@@ -166,7 +166,7 @@ def _generator(spec: GeneratorSpec) -> Generator:
         from rag.generators.local import LocalGenerator
 
         gen = LocalGenerator(spec.model, spec.device, spec.max_batch, spec.max_wait_ms, spec.static_cache, spec.cache_dir,
-                             spec.threads, spec.prefix_cache, spec.dtype)
+                             spec.threads, spec.prefix_cache, spec.dtype, spec.pack_weights)
     if not _open_generators:
         atexit.register(close_generators)  # before the interpreter tears down: workers must not be mid-torch then
     _open_generators.append(gen)

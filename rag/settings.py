@@ -117,6 +117,8 @@ class GeneratorSettings(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="local: the weights' and activations' type (auto: bfloat16 on CUDA and on a CPU with native "
         "bfloat16 matrix instructions (AMX or AVX512-BF16), else float32)")
+    pack_weights: bool = Field(True, description="local, bfloat16 on CPU: multiply with weights prepacked for oneDNN "
+                               "(decode steps 54 -> 41 ms on one thread for SmolLM2-135M); off: torch's plain matmul")
     prefix_cache: bool = Field(True, description="local: requests reuse the KV cache of the prompt start they share with "
                                "the requests before them (the copy prompt's examples: 0.9 -> 0.5 s on one CPU thread)")
     cache_dir: Path = Field(DEFAULT_CACHE, description="where the default model is converted to, once")
@@ -133,7 +135,7 @@ class GeneratorSettings(BaseModel):
         return GeneratorSpec(self.backend.value, self.model, self.base_url, self.api_key, self.tokenizer, self.device,
                              self.threads, self.max_batch, self.max_wait_ms, self.static_cache, Path(self.cache_dir),
                              self.timeout_s, self.retries, self.compute_type, self.replicas, self.prefix_cache,
-                             self.dtype)
+                             self.dtype, self.pack_weights)
 
 
 _EVIDENCE = EvidenceWeights()  # the defaults, in one place

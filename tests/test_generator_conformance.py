@@ -372,6 +372,32 @@ def test_the_prefix_cache_holds_what_a_pass_over_its_own_tokens_gives():
         assert torch.equal(got.keys, want.keys) and torch.equal(got.values, want.values)
 
 
+def test_prepacked_linears_compute_what_the_plain_ones_do():
+    """bfloat16 on CPU multiplies with weights prepacked for oneDNN: every linear layer is swapped,
+    the logits stay within bfloat16 rounding of torch's plain matmul, and a float32 model is left alone."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rag.generators.local import pack_linears
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("this torch has no oneDNN")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2)
+    model = LlamaForCausalLM(config).eval().to(torch.bfloat16)
+    ids = torch.tensor([[(5 * i) % 60 + 2 for i in range(24)], [(3 * i) % 60 + 2 for i in range(24)]])
+    with torch.inference_mode():
+        plain = model(ids).logits.float()
+        assert pack_linears(model) == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer, and the head
+        packed = model(ids).logits.float()
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.modules())
+    assert (packed - plain).abs().max() <= 0.02 * plain.abs().max()
+    assert (packed.argmax(-1) == plain.argmax(-1)).float().mean() >= 0.9
+    fp32 = LlamaForCausalLM(config).eval()
+    assert pack_linears(fp32) == 0 and sum(isinstance(m, torch.nn.Linear) for m in fp32.modules()) == 15
+
+
 @pytest.mark.slow
 def test_the_local_generator_prefix_cache_gives_the_same_answers():
     """The embedded model on the copy prompt the answers use: the same greedy outputs with and

@@ -1,13 +1,16 @@
-"""The embedded generator in float32 vs bfloat16 on this CPU, through the whole answer pipeline on
+"""The embedded generator's numeric variants on this CPU, through the whole answer pipeline on
 squad-dev (the default ``both`` mode), in one run:
 
-    python -m eval.benchmarks.generator_dtype [--parts dev dev2 test] [--output docs/results/generator-dtype.json]
+    python -m eval.benchmarks.generator_dtype [--variants float32 bfloat16 bfloat16-packed] [--parts dev dev2 test]
+                                              [--output docs/results/generator-dtype.json]
 
-bfloat16 is what ``generator.dtype=auto`` picks on a CPU with native bfloat16 matrix instructions
-(AMX or AVX512-BF16; this machine has both); elsewhere auto stays float32. Parts:
+Variants: ``float32``; ``bfloat16`` with torch's plain matmul (``generator.pack_weights=false``);
+``bfloat16-packed``, its weights prepacked for oneDNN (the default). bfloat16 is what
+``generator.dtype=auto`` picks on a CPU with native bfloat16 matrix instructions (AMX or
+AVX512-BF16; this machine has both); elsewhere auto stays float32. Parts:
 ``eval.benchmarks.answer_modes.three_parts`` (dev, dev2 where choices are made, test 300). Each
-part runs float32 then bfloat16, so the latencies of a pair are measured minutes apart, not hours.
-The span likelihood and the copy generation both run on the generator, so both change with its type.
+part runs every variant in turn, so the latencies compared are measured minutes apart, not hours.
+The span likelihood and the copy generation both run on the generator, so both change with it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,15 @@ from rag.datasets import load_dataset
 from rag.factory import make_answerer, make_generator
 from rag.settings import load_settings
 
-DTYPES = ("float32", "bfloat16")
+VARIANTS = {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16", "pack_weights": False},
+            "bfloat16-packed": {"dtype": "bfloat16", "pack_weights": True}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", type=Path, default=Path("../shared/data/squad-dev"))
     ap.add_argument("--test-sample", type=int, default=300)
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--parts", nargs="+", choices=("dev", "dev2", "test"), default=["dev", "dev2", "test"])
     ap.add_argument("--output", type=Path, default=Path("docs/results/generator-dtype.json"))
     args = ap.parse_args()
@@ -42,26 +47,26 @@ def main() -> None:
     gold, searcher = load_answers(ds), open_searcher(ds, settings)
     split = three_parts(ds, args.test_sample)
     answerers = {}
-    for dtype in DTYPES:
-        s = settings.model_copy(update={"generator": settings.generator.model_copy(update={"dtype": dtype})})
-        answerers[dtype] = make_answerer(s, searcher=searcher, generator=make_generator(s))
-        answerers[dtype].answer("warm-up: who wrote the first answer?", k=settings.answer.max_passages)
+    for name in args.variants:
+        s = settings.model_copy(update={"generator": settings.generator.model_copy(update=VARIANTS[name])})
+        answerers[name] = make_answerer(s, searcher=searcher, generator=make_generator(s))
+        answerers[name].answer("warm-up: who wrote the first answer?", k=settings.answer.max_passages)
     configs = []
     for part in args.parts:
-        for dtype, answerer in answerers.items():
-            logging.info("%s / %s (%d questions)", dtype, part, len(split[part]))
+        for name, answerer in answerers.items():
+            logging.info("%s / %s (%d questions)", name, part, len(split[part]))
             c = evaluate_config(answerer, replace(ds, queries=split[part]), gold, True, settings.answer.max_passages)
-            configs.append({"dtype": dtype, "part": part, **c})
+            configs.append({"variant": name, "part": part, **c})
     report = {"dataset": str(args.dataset), "parts": {p: len(split[p]) for p in args.parts}, "configs": configs}
     write_with_table(report, args.output, markdown(report))
     sys.stdout.write(markdown(report))
 
 
 def markdown(report: dict) -> str:
-    lines = [f"squad-dev, default `both` answers, SmolLM2-135M on this CPU (1 thread) by generator dtype; parts {report['parts']}",
-             "", "| dtype | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [f"squad-dev, default `both` answers, SmolLM2-135M on this CPU (1 thread) by generator variant; parts {report['parts']}",
+             "", "| variant | part | EM | F1 | contains gold | p50 ms | p95 ms |", "|---|---|---:|---:|---:|---:|---:|"]
     for c in report["configs"]:
-        lines.append(f"| {c['dtype']} | {c['part']} | {answer_cells(c)}")
+        lines.append(f"| {c['variant']} | {c['part']} | {answer_cells(c)}")
     return "\n".join(lines) + "\n"
 
 

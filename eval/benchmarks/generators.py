@@ -1,7 +1,8 @@
 """The embedded generator (SmolLM2-135M-Instruct) on its two in-process runtimes, in one run:
 transformers (`local`) in float32 and in bfloat16 (what ``generator.dtype=auto`` picks on a CPU
-with native bfloat16 matrix instructions) vs CTranslate2 int8 (`ctranslate2`), at the same thread
-counts.
+with native bfloat16 matrix instructions; its weights prepacked for oneDNN, the default, and with
+torch's plain matmul, ``generator.pack_weights=false``) vs CTranslate2 int8 (`ctranslate2`), at the
+same thread counts.
 
     python -m eval.benchmarks.generators [--data ../shared/data/squad-dev] [--prompts 50] [--threads 1,2]
                                          [--output docs/benchmarks/generators.json]
@@ -90,6 +91,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtimes = {"transformers-fp32": lambda t: LocalGenerator(threads=t, max_batch=8, max_wait_ms=20, dtype="float32"),
                 "transformers-bf16": lambda t: LocalGenerator(threads=t, max_batch=8, max_wait_ms=20, dtype="bfloat16"),
+                "transformers-bf16-plain-matmul": lambda t: LocalGenerator(threads=t, max_batch=8, max_wait_ms=20, dtype="bfloat16",
+                                                                           pack_weights=False),
                 "ctranslate2-int8": lambda t: CT2Generator(threads=t, max_batch=8, max_wait_ms=20, compute_type="int8")}
     threads = [int(t) for t in args.threads.split(",")]
     items = load_prompts(args.data, args.prompts)

@@ -34,6 +34,7 @@ class GeneratorSpec:
     replicas: int | None = None
     prefix_cache: bool = True
     dtype: str = "auto"
+    pack_weights: bool = True
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ into a cached transformers folder (the GGUF load takes ~30 s; the cached one ~2 
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import queue
@@ -76,6 +77,46 @@ def native_bf16_cpu() -> bool:
     return any(bool(getattr(torch.cpu, f, lambda: False)()) for f in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
+def pack_linears(model) -> int:
+    """Swap every ``nn.Linear`` of a bfloat16 model on CPU for one that multiplies with weights
+    prepacked for oneDNN (as torch's inductor does when it freezes a model). Measured on this CPU, one
+    thread, SmolLM2-135M: a plain bf16 decode step took as long as fp32's (54 vs 56 ms) though it
+    reads half the bytes; packed, 41 ms. Returns how many were swapped: 0 when this torch lacks the
+    ops (then nothing changes)."""
+    import torch
+
+    ops = torch.ops.mkldnn
+    if not (torch.backends.mkldnn.is_available() and hasattr(ops, "_reorder_linear_weight") and hasattr(ops, "_linear_pointwise")):
+        return 0
+    swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+             if isinstance(child, torch.nn.Linear) and child.weight.dtype == torch.bfloat16 and child.weight.device.type == "cpu"]
+    packed = _packed_linear_class()
+    for parent, name, child in swaps:
+        setattr(parent, name, packed(child))
+    return len(swaps)
+
+
+@functools.cache
+def _packed_linear_class():
+    """``y = x W^T + b`` with W prepacked for oneDNN, for inference (a class made on first use: torch
+    is imported lazily)."""
+    import torch
+
+    class PackedLinear(torch.nn.Module):
+        def __init__(self, lin: torch.nn.Linear) -> None:
+            super().__init__()
+            self.in_features, self.out_features = lin.in_features, lin.out_features
+            # the hint (rows a call multiplies) only picks the layout; a decode step multiplies one
+            self.register_buffer("packed", torch.ops.mkldnn._reorder_linear_weight(lin.weight.detach(), 1), persistent=False)
+            self.bias = None if lin.bias is None else lin.bias.detach()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, self.in_features), self.packed, self.bias, "none", [], "")
+            return y.reshape(*x.shape[:-1], self.out_features)
+
+    return PackedLinear
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     """The torch dtype name a generator setting means on ``device`` (see GeneratorSettings.dtype)."""
     if dtype != "auto":
@@ -113,7 +154,7 @@ class LocalGenerator(Generator):
     def __init__(
         self, model: str | None = None, device: str = "auto", max_batch: int = 8, max_wait_ms: float = 10.0,
         static_cache: bool = False, cache_dir: Path = DEFAULT_CACHE, threads: int | None = None, prefix_cache: bool = True,
-        dtype: str = "auto",
+        dtype: str = "auto", pack_weights: bool = True,
     ) -> None:
         self._model_arg = model
         self._device_arg = device
@@ -129,6 +170,8 @@ class LocalGenerator(Generator):
         self._loaded = False
         self.prefix = PrefixCache() if prefix_cache else None
         self._dtype_arg = dtype
+        self._pack_arg = pack_weights
+        self.packed = 0  # linear layers whose weights are prepacked (bf16 on CPU)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -152,6 +195,8 @@ class LocalGenerator(Generator):
                 self.model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(self.device).eval()
             except Exception as exc:  # noqa: BLE001 - any load failure is the configured path
                 raise ConfigError(f"cannot load generator model {str(path)!r}: {exc}") from exc
+            if self._pack_arg and self.device == "cpu" and self.dtype == "bfloat16":
+                self.packed = pack_linears(self.model)
             self.tokenizer.padding_side = "left"
             if self.tokenizer.pad_token is None:
                 self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -163,7 +208,8 @@ class LocalGenerator(Generator):
             self.path = path
             self.eos_ids = set(_as_list(self.tokenizer.eos_token_id)) | set(_as_list(self.model.generation_config.eos_token_id))
             self._loaded = True
-            log.info("loaded generator %s on %s (%s)", path, self.device, self.dtype)
+            log.info("loaded generator %s on %s (%s%s)", path, self.device, self.dtype,
+                     f", {self.packed} layers prepacked" if self.packed else "")
 
     def check(self) -> None:
         self.load()
