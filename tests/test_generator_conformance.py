@@ -444,7 +444,10 @@ def test_auto_dtype_is_bfloat16_on_cuda_and_on_cpus_that_multiply_it_natively(mo
 @pytest.mark.slow
 def test_the_local_generator_in_bfloat16_answers_as_in_float32():
     """dtype=bfloat16 (what auto picks on a CPU with AMX / AVX512-BF16): the model is loaded in bf16,
-    streams what it returns, and a plain question gets the answer float32 gives."""
+    its linear layers prepacked for oneDNN, streams what it returns, and a plain question gets the
+    answer float32 gives."""
+    import torch
+
     from rag.generators.local import LocalGenerator
 
     msgs = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
@@ -456,6 +459,11 @@ def test_the_local_generator_in_bfloat16_answers_as_in_float32():
             s = gen.stream(msgs, p)
             texts.append("".join(s))
             assert str(gen.model.dtype) == f"torch.{dtype}" and s.result.text == texts[-1]
+            linears = sum(isinstance(m, torch.nn.Linear) for m in gen.model.modules())
+            if dtype == "float32" or not torch.backends.mkldnn.is_available():
+                assert gen.packed == 0 and linears > 200
+            else:
+                assert gen.packed > 200 and linears == 0
         finally:
             gen.close()
     assert "Paris" in texts[0] and "Paris" in texts[1]

@@ -60,3 +60,8 @@ def test_the_generator_dtype_is_checked_and_reaches_the_generator(monkeypatch, t
         load_settings()
     monkeypatch.setenv("RAG_GENERATOR__DTYPE", "float32")
     assert load_settings().generator.spec().dtype == "float32"
+    monkeypatch.setenv("RAG_GENERATOR__PACK_WEIGHTS", "false")
+    from rag.factory import make_generator
+
+    gen = make_generator(load_settings())  # the model loads lazily: not here
+    assert (gen._dtype_arg, gen._pack_arg) == ("float32", False)
