@@ -29,8 +29,8 @@ from rag.datasets import load_dataset
 from rag.factory import make_answerer, make_generator
 from rag.settings import load_settings
 
-VARIANTS = {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16", "pack_weights": False},
-            "bfloat16-packed": {"dtype": "bfloat16", "pack_weights": True}}
+VARIANTS: dict[str, dict[str, object]] = {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16", "pack_weights": False},
+                                         "bfloat16-packed": {"dtype": "bfloat16", "pack_weights": True}}
 
 
 def main() -> None:
