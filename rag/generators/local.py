@@ -1,4 +1,6 @@
-"""`local`: a transformers causal LM in this process (CUDA in bf16 when present, else CPU).
+"""`local`: a transformers causal LM in this process (CUDA in bf16 when present, else CPU: bf16 with
+weights prepacked for oneDNN where the CPU multiplies bf16 natively, else fp32; see ``resolve_dtype``
+and ``pack_linears``).
 
 Concurrent requests are batched: a worker thread takes the first waiting request, waits up to
 ``max_wait_ms`` for more (up to ``max_batch``, same sampling settings, and whatever else the
