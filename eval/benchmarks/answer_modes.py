@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,25 @@ def three_parts(ds, test_sample: int) -> dict[str, dict[str, str]]:
     split = parts(ds, len(ds.queries))
     rest = list(split["test"].items())
     return {"dev": split["dev"], "dev2": dict(rest[test_sample:]), "test": dict(rest[:test_sample])}
+
+
+@dataclass
+class SquadParts:
+    """What the squad-dev answer benchmarks start from (``squad_parts``)."""
+
+    settings: Any
+    ds: Any
+    gold: dict[str, list[str]]
+    searcher: Any
+    split: dict[str, dict[str, str]]
+
+
+def squad_parts(dataset: Path, test_sample: int) -> SquadParts:
+    """The default settings (no progress bars), squad-dev's dev split, its gold answers, a searcher
+    over its cached index, and its ``three_parts``."""
+    settings = load_settings({"progress": False})
+    ds = load_dataset(dataset, "dev")
+    return SquadParts(settings, ds, load_answers(ds), open_searcher(ds, settings), three_parts(ds, test_sample))
 
 
 def answer_cells(c: dict) -> str:

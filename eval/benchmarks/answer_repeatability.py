@@ -18,14 +18,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import three_parts
+from eval.answers import evaluate_config
+from eval.benchmarks.answer_modes import squad_parts
 from eval.report import write_atomic
-from eval.runner import open_searcher
-from rag.datasets import load_dataset
 from rag.factory import make_answerer
 from rag.generators.local import LocalGenerator
-from rag.settings import load_settings
 
 
 def main() -> None:
@@ -36,10 +33,8 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("docs/results/answer-repeatability.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings({"progress": False})
-    ds = load_dataset(args.dataset, "dev")
-    gold, searcher = load_answers(ds), open_searcher(ds, settings)
-    split = three_parts(ds, args.test_sample)
+    sp = squad_parts(args.dataset, args.test_sample)
+    settings, ds, gold, searcher, split = sp.settings, sp.ds, sp.gold, sp.searcher, sp.split
     test = split["test"]
     k = settings.answer.max_passages
     answers, passes = {}, {}

@@ -21,13 +21,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import answer_cells, three_parts
+from eval.answers import evaluate_config
+from eval.benchmarks.answer_modes import answer_cells, squad_parts
 from eval.report import write_with_table
-from eval.runner import open_searcher
-from rag.datasets import load_dataset
 from rag.factory import make_answerer, make_generator
-from rag.settings import load_settings
 
 VARIANTS: dict[str, dict[str, object]] = {"float32": {"dtype": "float32"}, "bfloat16": {"dtype": "bfloat16", "pack_weights": False},
                                          "bfloat16-packed": {"dtype": "bfloat16", "pack_weights": True}}
@@ -42,10 +39,8 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("docs/results/generator-dtype.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings({"progress": False})
-    ds = load_dataset(args.dataset, "dev")
-    gold, searcher = load_answers(ds), open_searcher(ds, settings)
-    split = three_parts(ds, args.test_sample)
+    sp = squad_parts(args.dataset, args.test_sample)
+    settings, ds, gold, searcher, split = sp.settings, sp.ds, sp.gold, sp.searcher, sp.split
     answerers = {}
     for name in args.variants:
         s = settings.model_copy(update={"generator": settings.generator.model_copy(update=VARIANTS[name])})

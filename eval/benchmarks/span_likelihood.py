@@ -23,14 +23,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from eval.answers import evaluate_config, load_answers
-from eval.benchmarks.answer_modes import answer_cells, three_parts
+from eval.answers import evaluate_config
+from eval.benchmarks.answer_modes import answer_cells, squad_parts
 from eval.report import write_with_table
-from eval.runner import open_searcher
-from rag.datasets import load_dataset
 from rag.evidence import EvidenceWeights
 from rag.factory import make_answerer, make_generator
-from rag.settings import load_settings
 
 MODES = {"both (default)": {"mode": "both", "context": "sentence"}}  # extractive mode needs no generator: closeness alone
 
@@ -44,11 +41,10 @@ def main() -> None:
     ap.add_argument("--output", type=Path, default=Path("docs/results/span-likelihood.json"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings({"progress": False})
-    ds = load_dataset(args.dataset, "dev")
-    gold, searcher, generator = load_answers(ds), open_searcher(ds, settings), make_generator(settings)
-    split = three_parts(ds, args.test_sample)
-    split = {p: split[p] for p in args.parts}
+    sp = squad_parts(args.dataset, args.test_sample)
+    settings, ds, gold, searcher = sp.settings, sp.ds, sp.gold, sp.searcher
+    generator = make_generator(settings)
+    split = {p: sp.split[p] for p in args.parts}
     configs = []
     for row, answer in MODES.items():
         for w in args.weights:
